@@ -1,0 +1,23 @@
+# bnkit: two entry points.
+#   make run   — install missing Debian packages, build in build/, run the main job
+#   make test  — install missing Debian packages, build in build/, run the whole test suite
+# Everything else is CMake (see README.md); these are thin conveniences.
+
+BUILD := build
+DEPS  := cmake make gcc libc6-dev pkg-config libcmocka-dev
+JOBS  := $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run test _deps _build
+
+run: _build
+	./$(BUILD)/bnkit demo
+
+test: _build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+_deps:
+	@sh scripts/install-deps.sh $(DEPS)
+
+_build: _deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j$(JOBS)
