@@ -1,0 +1,285 @@
+/* Optimised portable BN kernels: loops the compiler vectorises (OpenMP simd), OpenMP threads over
+ * channels, statistics accumulated in double. The per-channel scalar math is shared with the
+ * reference (bn_channel.c); only the sweeps over the data differ.
+ *
+ * Accuracy: sums are taken in double, the variance from deviations about the double mean (two
+ * passes), and the float output pass computes a*(x - cx) + b with cx the channel's centre rounded
+ * to float, so that channels with a large mean and a small spread do not cancel catastrophically.
+ *
+ * Layout: planar (NCHW with H*W > 1) sweeps each channel's n runs of hw floats; interleaved (NC,
+ * NHWC) sweeps rows of C floats in blocks of OPT_BLOCK channels with per-block accumulators on
+ * the stack (no allocation). */
+#include <math.h>
+#include <stddef.h>
+
+#include "bn/bn_internal.h"
+
+enum {
+    OPT_BLOCK = 64,             /* channels per block in the interleaved layouts      */
+    OPT_PARALLEL_MIN = 1 << 16, /* elements below which threads cost more than they save */
+    OPT_ROW_CHUNK = 256         /* rows per task in the interleaved inference sweep  */
+};
+
+/* Float coefficients of the output pass y = a*(x - cx) + b for channel c of a training step. */
+static void output_coef(const bnk_bn_config *cfg, const double *saved, size_t C, size_t c,
+                        const float *gamma, const float *beta, float *a, float *cx, float *b) {
+    const double center = saved[BNK_SAVED_CENTER * C + c];
+    const double g = cfg->scale ? (double)gamma[c] : 1.0;
+    const double scale = g * saved[BNK_SAVED_INV_STD * C + c] * saved[BNK_SAVED_RENORM_R * C + c];
+    const float cxf = (float)center;
+    *a = (float)scale;
+    *cx = cxf;
+    *b = (float)(scale * ((double)cxf - center) + g * saved[BNK_SAVED_RENORM_D * C + c] +
+                 (cfg->center ? (double)beta[c] : 0.0));
+}
+
+/* Float coefficients of the backward output pass dx = kg*g + kx*(x - mx) + k0. */
+static void grad_coef(const bnk__bn_grad_coef *k, double batch_mean, float *kg, float *kx,
+                      float *mx, float *k0) {
+    const float mxf = (float)batch_mean;
+    *kg = (float)k->scale_g;
+    *kx = (float)k->scale_x;
+    *mx = mxf;
+    *k0 = (float)(k->shift + k->scale_x * ((double)mxf - batch_mean));
+}
+
+static inline float relu_if(int on, float v) {
+    return on ? (v > 0.0f ? v : 0.0f) : v;
+}
+
+/* ---- Training forward -------------------------------------------------------------------- */
+
+static void train_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_t step, float *y,
+                         double *saved, float *running_mean, float *running_var, const float *x,
+                         const float *gamma, const float *beta) {
+    const size_t C = d->c, hw = d->hw, m = d->n * hw;
+    const int relu = cfg->fuse_relu;
+#pragma omp parallel for schedule(static) if (d->n * C * hw >= OPT_PARALLEL_MIN)
+    for (size_t c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (size_t n = 0; n < d->n; n++) {
+            const float *xp = x + (n * C + c) * hw;
+#pragma omp simd reduction(+ : sum)
+            for (size_t s = 0; s < hw; s++) sum += (double)xp[s];
+        }
+        const double mean = sum / (double)m;
+        double sq = 0.0;
+        for (size_t n = 0; n < d->n; n++) {
+            const float *xp = x + (n * C + c) * hw;
+#pragma omp simd reduction(+ : sq)
+            for (size_t s = 0; s < hw; s++) {
+                double dev = (double)xp[s] - mean;
+                sq += dev * dev;
+            }
+        }
+        bnk__bn_channel_forward(cfg, (double)m, step, mean, sq / (double)m, &running_mean[c],
+                                &running_var[c], saved, C, c);
+        float a, cx, b;
+        output_coef(cfg, saved, C, c, gamma, beta, &a, &cx, &b);
+        for (size_t n = 0; n < d->n; n++) {
+            const float *xp = x + (n * C + c) * hw;
+            float *yp = y + (n * C + c) * hw;
+#pragma omp simd
+            for (size_t s = 0; s < hw; s++) yp[s] = relu_if(relu, a * (xp[s] - cx) + b);
+        }
+    }
+}
+
+static void train_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_t step,
+                              float *y, double *saved, float *running_mean, float *running_var,
+                              const float *x, const float *gamma, const float *beta) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const int relu = cfg->fuse_relu;
+#pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        double sum[OPT_BLOCK] = {0}, sq[OPT_BLOCK] = {0}, mean[OPT_BLOCK];
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x + r * C + c0;
+#pragma omp simd
+            for (size_t j = 0; j < nb; j++) sum[j] += (double)xr[j];
+        }
+        for (size_t j = 0; j < nb; j++) mean[j] = sum[j] / (double)rows;
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x + r * C + c0;
+#pragma omp simd
+            for (size_t j = 0; j < nb; j++) {
+                double dev = (double)xr[j] - mean[j];
+                sq[j] += dev * dev;
+            }
+        }
+        float a[OPT_BLOCK], cx[OPT_BLOCK], b[OPT_BLOCK];
+        for (size_t j = 0; j < nb; j++) {
+            bnk__bn_channel_forward(cfg, (double)rows, step, mean[j], sq[j] / (double)rows,
+                                    &running_mean[c0 + j], &running_var[c0 + j], saved, C, c0 + j);
+            output_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x + r * C + c0;
+            float *yr = y + r * C + c0;
+#pragma omp simd
+            for (size_t j = 0; j < nb; j++) yr[j] = relu_if(relu, a[j] * (xr[j] - cx[j]) + b[j]);
+        }
+    }
+}
+
+static void opt_forward_train(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_t step,
+                              float *y, double *saved, float *running_mean, float *running_var,
+                              const float *x, const float *gamma, const float *beta) {
+    if (d->planar)
+        train_planar(cfg, d, step, y, saved, running_mean, running_var, x, gamma, beta);
+    else
+        train_interleaved(cfg, d, step, y, saved, running_mean, running_var, x, gamma, beta);
+}
+
+/* ---- Inference forward ------------------------------------------------------------------- */
+
+static void infer_coef(const bnk_bn_config *cfg, size_t c, const float *gamma, const float *beta,
+                       const float *running_var, float *a, float *b) {
+    const double g = cfg->scale ? (double)gamma[c] : 1.0;
+    *a = (float)(g / sqrt((double)running_var[c] + cfg->eps));
+    *b = cfg->center ? beta[c] : 0.0f;
+}
+
+static void opt_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
+                              const float *x, const float *gamma, const float *beta,
+                              const float *running_mean, const float *running_var) {
+    const size_t C = d->c, hw = d->hw;
+    const int relu = cfg->fuse_relu;
+    if (d->planar) {
+        const size_t planes = d->n * C;
+#pragma omp parallel for schedule(static) if (planes * hw >= OPT_PARALLEL_MIN)
+        for (size_t p = 0; p < planes; p++) {
+            const size_t c = p % C;
+            float a, b;
+            infer_coef(cfg, c, gamma, beta, running_var, &a, &b);
+            const float mu = running_mean[c];
+            const float *xp = x + p * hw;
+            float *yp = y + p * hw;
+#pragma omp simd
+            for (size_t s = 0; s < hw; s++) yp[s] = relu_if(relu, a * (xp[s] - mu) + b);
+        }
+        return;
+    }
+    const size_t rows = d->n * hw, chunks = (rows + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK;
+#pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
+    for (size_t chunk = 0; chunk < chunks; chunk++) {
+        const size_t r0 = chunk * OPT_ROW_CHUNK;
+        const size_t r1 = rows - r0 < OPT_ROW_CHUNK ? rows : r0 + OPT_ROW_CHUNK;
+        for (size_t c0 = 0; c0 < C; c0 += OPT_BLOCK) {
+            const size_t nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+            float a[OPT_BLOCK], b[OPT_BLOCK];
+            for (size_t j = 0; j < nb; j++)
+                infer_coef(cfg, c0 + j, gamma, beta, running_var, &a[j], &b[j]);
+            const float *mu = running_mean + c0;
+            for (size_t r = r0; r < r1; r++) {
+                const float *xr = x + r * C + c0;
+                float *yr = y + r * C + c0;
+#pragma omp simd
+                for (size_t j = 0; j < nb; j++)
+                    yr[j] = relu_if(relu, a[j] * (xr[j] - mu[j]) + b[j]);
+            }
+        }
+    }
+}
+
+/* ---- Backward ---------------------------------------------------------------------------- */
+
+/* The upstream gradient after the fused ReLU's mask. */
+static inline double masked(int relu, const float *dy, const float *y, size_t i) {
+    return (relu && !(y[i] > 0.0f)) ? 0.0 : (double)dy[i];
+}
+
+static void backward_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *dx,
+                            float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *y, const float *gamma, const double *saved) {
+    const size_t C = d->c, hw = d->hw, m = d->n * hw;
+    const int relu = cfg->fuse_relu;
+#pragma omp parallel for schedule(static) if (d->n * C * hw >= OPT_PARALLEL_MIN)
+    for (size_t c = 0; c < C; c++) {
+        const double center = saved[BNK_SAVED_CENTER * C + c];
+        double sum_g = 0.0, sum_gx = 0.0;
+        for (size_t n = 0; n < d->n; n++) {
+            const size_t base = (n * C + c) * hw;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+            for (size_t s = 0; s < hw; s++) {
+                double g = masked(relu, dy, y, base + s);
+                sum_g += g;
+                sum_gx += g * ((double)x[base + s] - center);
+            }
+        }
+        bnk__bn_grad_coef k =
+            bnk__bn_channel_backward(cfg, (double)m, cfg->scale ? (double)gamma[c] : 1.0, saved, C,
+                                     c, sum_g, sum_gx * saved[BNK_SAVED_INV_STD * C + c]);
+        float kg, kx, mx, k0;
+        grad_coef(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg, &kx, &mx, &k0);
+        for (size_t n = 0; n < d->n; n++) {
+            const size_t base = (n * C + c) * hw;
+#pragma omp simd
+            for (size_t s = 0; s < hw; s++) {
+                float g = (relu && !(y[base + s] > 0.0f)) ? 0.0f : dy[base + s];
+                dx[base + s] = kg * g + kx * (x[base + s] - mx) + k0;
+            }
+        }
+        if (cfg->scale && dgamma) dgamma[c] = (float)((double)dgamma[c] + k.dgamma);
+        if (cfg->center && dbeta) dbeta[c] = (float)((double)dbeta[c] + k.dbeta);
+    }
+}
+
+static void backward_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *dx,
+                                 float *dgamma, float *dbeta, const float *dy, const float *x,
+                                 const float *y, const float *gamma, const double *saved) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const int relu = cfg->fuse_relu;
+#pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const double *center = saved + BNK_SAVED_CENTER * C + c0;
+        double sum_g[OPT_BLOCK] = {0}, sum_gx[OPT_BLOCK] = {0};
+        for (size_t r = 0; r < rows; r++) {
+            const size_t base = r * C + c0;
+#pragma omp simd
+            for (size_t j = 0; j < nb; j++) {
+                double g = masked(relu, dy, y, base + j);
+                sum_g[j] += g;
+                sum_gx[j] += g * ((double)x[base + j] - center[j]);
+            }
+        }
+        float kg[OPT_BLOCK], kx[OPT_BLOCK], mx[OPT_BLOCK], k0[OPT_BLOCK];
+        for (size_t j = 0; j < nb; j++) {
+            const size_t c = c0 + j;
+            bnk__bn_grad_coef k = bnk__bn_channel_backward(
+                cfg, (double)rows, cfg->scale ? (double)gamma[c] : 1.0, saved, C, c, sum_g[j],
+                sum_gx[j] * saved[BNK_SAVED_INV_STD * C + c]);
+            grad_coef(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg[j], &kx[j], &mx[j], &k0[j]);
+            if (cfg->scale && dgamma) dgamma[c] = (float)((double)dgamma[c] + k.dgamma);
+            if (cfg->center && dbeta) dbeta[c] = (float)((double)dbeta[c] + k.dbeta);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            const size_t base = r * C + c0;
+#pragma omp simd
+            for (size_t j = 0; j < nb; j++) {
+                float g = (relu && !(y[base + j] > 0.0f)) ? 0.0f : dy[base + j];
+                dx[base + j] = kg[j] * g + kx[j] * (x[base + j] - mx[j]) + k0[j];
+            }
+        }
+    }
+}
+
+static void opt_backward(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *dx, float *dgamma,
+                         float *dbeta, const float *dy, const float *x, const float *y,
+                         const float *gamma, const double *saved) {
+    if (d->planar)
+        backward_planar(cfg, d, dx, dgamma, dbeta, dy, x, y, gamma, saved);
+    else
+        backward_interleaved(cfg, d, dx, dgamma, dbeta, dy, x, y, gamma, saved);
+}
+
+const bnk__bn_kernels bnk__bn_kernels_opt = {
+    .name = "opt",
+    .forward_train = opt_forward_train,
+    .forward_infer = opt_forward_infer,
+    .backward = opt_backward,
+};
