@@ -1,0 +1,156 @@
+/* bnkit/nn.h — small, fast feed-forward networks with BN: a model built from a spec string,
+ * softmax cross-entropy, Adam and SGD.
+ *
+ *     bnk_model_config mc = bnk_model_config_default();
+ *     mc.spec = "dense:128,relu,bn,dense:10";          // the source document's model
+ *     mc.in_c = 1; mc.in_h = 28; mc.in_w = 28; mc.max_batch = 100; mc.seed = 0;
+ *     bnk_model *model;
+ *     if (bnk_model_create(&model, &mc) != BNK_OK) { fprintf(stderr, "%s\n", bnk_errmsg()); }
+ *     bnk_optim_config oc = bnk_optim_config_default(BNK_OPTIM_ADAM);   // lr 1e-3
+ *     bnk_optim *opt;
+ *     bnk_optim_create(&opt, &oc, bnk_model_num_params(model));
+ *     for each batch (x [n*784], labels [n]):
+ *         double loss; int64_t correct;
+ *         bnk_model_zero_grad(model);
+ *         bnk_model_forward(model, x, n, true);
+ *         bnk_model_loss(model, labels, n, &loss, &correct);     // mean cross-entropy
+ *         bnk_model_backward(model, n);
+ *         bnk_optim_step(opt, bnk_model_params(model), bnk_model_grads(model),
+ *                        bnk_model_decay_mask(model), oc.lr);
+ *
+ * Spec grammar: comma-separated layers, each `name[:arg[:arg...]]`:
+ *   dense:UNITS            fully connected (flattens its input); weight (UNITS, IN), bias (UNITS)
+ *   conv:FILTERS:K[:STRIDE[:PAD]]  2-D convolution, K x K kernel, stride 1, padding K/2
+ *                          ("same" for odd K) by default; weight (F, C, K, K), bias (F)
+ *   maxpool:K[:STRIDE]     max pooling, stride K by default
+ *   relu                   max(x, 0)
+ *   bn                     batch normalization (every BN mode of bnkit/bn.h): NC after dense,
+ *                          NCHW after conv; gamma, beta (C) and running mean/var buffers
+ *   dropout[:RATE]         inverted dropout in training (RATE default: the config's dropout)
+ *   flatten                (C, H, W) -> (C*H*W, 1, 1)
+ * Unknown names, bad arguments and impossible shapes (a pool larger than its input, say) fail
+ * with BNK_ERR_PARAM and a message naming the token and its position.
+ *
+ * Memory: parameters, gradients, and optimiser state each live in one arena; activations and
+ * their gradients are allocated once for max_batch at create time. forward/backward do not
+ * allocate (oneDNN primitives for a new batch size are created on first use).
+ * Layouts: activations are sample-major, each sample (C, H, W) in C order (NCHW). */
+#ifndef BNKIT_NN_H
+#define BNKIT_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bnkit/bn.h"
+#include "bnkit/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Model -------------------------------------------------------------------------------- */
+
+typedef struct bnk_model_config {
+    const char *spec;         /* layer spec, see above                                   */
+    int64_t in_c, in_h, in_w; /* per-sample input shape, e.g. 1, 28, 28                   */
+    int64_t max_batch;        /* largest batch passed to forward                          */
+    bnk_bn_config bn;         /* configuration of every BN layer                          */
+    double dropout;           /* default rate of `dropout` tokens; 0.5                    */
+    uint64_t seed;            /* initialisation and dropout masks                         */
+} bnk_model_config;
+
+/* spec NULL, input 1x28x28, max_batch 100, BN defaults, dropout 0.5, seed 0. */
+bnk_model_config bnk_model_config_default(void);
+
+typedef struct bnk_model bnk_model;
+
+/* Builds the model and initialises its parameters: He-normal weights for layers followed by a
+ * ReLU (directly or through bn/dropout), Glorot-uniform otherwise, zero biases, BN gamma 1 and
+ * beta 0, running mean 0 and variance 1. *out is NULL on failure. */
+bnk_status bnk_model_create(bnk_model **out, const bnk_model_config *cfg);
+void bnk_model_destroy(bnk_model *model); /* NULL is harmless */
+
+/* Forward pass over n <= max_batch samples x [n * in_c*in_h*in_w]. training: batch statistics
+ * in BN (running statistics updated, BN step += 1) and dropout active. */
+bnk_status bnk_model_forward(bnk_model *model, const float *x, int64_t n, bool training);
+
+/* The last forward's output: logits [n * num_outputs]. */
+const float *bnk_model_logits(const bnk_model *model);
+int64_t bnk_model_num_outputs(const bnk_model *model);
+
+/* Softmax cross-entropy of the last forward's logits against labels [n] (each in
+ * [0, num_outputs)): *loss = mean over the batch (computed stably, log-sum-exp), *correct =
+ * number of argmax hits (either may be NULL). Also stores d(loss)/d(logits) for backward. */
+bnk_status bnk_model_loss(bnk_model *model, const int32_t *labels, int64_t n, double *loss,
+                          int64_t *correct);
+
+/* Backward pass of the last training forward and loss: ACCUMULATES parameter gradients. */
+bnk_status bnk_model_backward(bnk_model *model, int64_t n);
+void bnk_model_zero_grad(bnk_model *model);
+
+/* The arenas: num_params floats each. decay_mask[i] is 1 for weights that take L2 weight decay
+ * (dense and conv weights), 0 for biases and BN parameters. */
+size_t bnk_model_num_params(const bnk_model *model);
+float *bnk_model_params(bnk_model *model);
+float *bnk_model_grads(bnk_model *model);
+const uint8_t *bnk_model_decay_mask(const bnk_model *model);
+
+/* Replaces the configuration of every BN layer (e.g. a Batch Renorm rmax/dmax schedule). */
+bnk_status bnk_model_set_bn_config(bnk_model *model, const bnk_bn_config *cfg);
+/* Number of BN training steps so far (the BN layers' step counter t). */
+int64_t bnk_model_bn_step(const bnk_model *model);
+void bnk_model_set_bn_step(bnk_model *model, int64_t step);
+
+/* Named tensors, for checkpoints and for loading weights from elsewhere. Parameters are named
+ * "<layer index>.<kind>.<weight|bias|gamma|beta>", BN buffers "<i>.bn.running_mean|running_var";
+ * shapes follow PyTorch (dense weight (out, in), conv weight (F, C, K, K)). */
+typedef struct bnk_tensor_info {
+    char name[48];
+    int ndim;
+    int64_t shape[4];
+    size_t count;
+    float *data;    /* points into the model; writable */
+    bool trainable; /* true: in the parameter arena; false: a buffer (BN running statistics) */
+} bnk_tensor_info;
+
+int bnk_model_tensor_count(const bnk_model *model);
+bnk_status bnk_model_tensor(bnk_model *model, int i, bnk_tensor_info *info);
+
+/* A one-line-per-layer description ("dense:128  in 784  out 128  params 100480"). */
+int bnk_model_layer_count(const bnk_model *model);
+bnk_status bnk_model_layer_describe(const bnk_model *model, int i, char *buf, size_t size);
+
+/* ---- Optimisers --------------------------------------------------------------------------- */
+
+typedef enum bnk_optim_kind { BNK_OPTIM_ADAM, BNK_OPTIM_SGD } bnk_optim_kind;
+
+typedef struct bnk_optim_config {
+    bnk_optim_kind kind;
+    double lr;           /* 1e-3 for Adam (the document), 1e-2 for SGD        */
+    double beta1, beta2; /* Adam: 0.9, 0.999                                   */
+    double eps;          /* Adam: 1e-8 (added to sqrt(v_hat), as PyTorch)      */
+    double momentum;     /* SGD: 0.9 (PyTorch-style: v = mu*v + g; p -= lr*v)  */
+    double weight_decay; /* L2: g += wd * p on masked parameters; 0            */
+} bnk_optim_config;
+
+bnk_optim_config bnk_optim_config_default(bnk_optim_kind kind);
+bnk_status bnk_optim_config_validate(const bnk_optim_config *cfg);
+
+typedef struct bnk_optim bnk_optim;
+
+bnk_status bnk_optim_create(bnk_optim **out, const bnk_optim_config *cfg, size_t num_params);
+void bnk_optim_destroy(bnk_optim *opt); /* NULL is harmless */
+
+/* One update of params [num_params] from grads with learning rate lr (a schedule may vary it;
+ * the config's lr is the base). decay_mask may be NULL (decay everything). */
+void bnk_optim_step(bnk_optim *opt, float *params, const float *grads, const uint8_t *decay_mask,
+                    double lr);
+/* Number of steps taken (Adam's bias-correction t). */
+int64_t bnk_optim_steps(const bnk_optim *opt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNKIT_NN_H */

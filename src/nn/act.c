@@ -1,0 +1,56 @@
+/* Element-wise layers and the loss: ReLU, inverted dropout, softmax cross-entropy. */
+#include <math.h>
+
+#include "core/rng.h"
+#include "nn/layer.h"
+
+void bnk__relu_forward(size_t count, float *y, const float *x) {
+#pragma omp simd
+    for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void bnk__relu_backward(size_t count, float *dx, const float *dy, const float *y) {
+#pragma omp simd
+    for (size_t i = 0; i < count; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void bnk__dropout_forward(size_t count, double rate, uint64_t *rng, uint8_t *mask, float *y,
+                          const float *x) {
+    const float scale = (float)(1.0 / (1.0 - rate));
+    for (size_t i = 0; i < count; i++) {
+        mask[i] = bnk__rng_uniform(rng) >= rate;
+        y[i] = mask[i] ? x[i] * scale : 0.0f;
+    }
+}
+
+void bnk__dropout_backward(size_t count, double rate, float *dx, const float *dy,
+                           const uint8_t *mask) {
+    const float scale = (float)(1.0 / (1.0 - rate));
+    for (size_t i = 0; i < count; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+}
+
+double bnk__softmax_xent(int64_t n, int64_t classes, float *dlogits, int64_t *correct,
+                         const float *logits, const int32_t *labels) {
+    double total = 0.0;
+    int64_t hits = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * classes;
+        float *dz = dlogits + i * classes;
+        int64_t arg = 0;
+        for (int64_t k = 1; k < classes; k++)
+            if (z[k] > z[arg]) arg = k;
+        /* log-sum-exp about the maximum: no overflow, and log(p) stays finite */
+        const double zmax = z[arg];
+        double sum = 0.0;
+        for (int64_t k = 0; k < classes; k++) sum += exp((double)z[k] - zmax);
+        const double log_sum = log(sum);
+        total += log_sum - ((double)z[labels[i]] - zmax);
+        hits += arg == labels[i];
+        for (int64_t k = 0; k < classes; k++) {
+            double p = exp((double)z[k] - zmax - log_sum);
+            dz[k] = (float)((p - (k == labels[i] ? 1.0 : 0.0)) / (double)n);
+        }
+    }
+    if (correct) *correct = hits;
+    return total / (double)n;
+}
