@@ -118,5 +118,6 @@ int bnk__cli_bn_apply(const char *ctx, const bnk_cli_optgroup *group, bnk_bn_con
 
 int bnk__cmd_bn(int argc, char **argv);
 int bnk__cmd_demo(int argc, char **argv);
+int bnk__cmd_train(int argc, char **argv);
 
 #endif /* BNKIT_CLI_CLI_H */

@@ -17,7 +17,8 @@ typedef struct bnk_cli_command {
 static const bnk_cli_command commands[] = {
     {"bn", bnk__cmd_bn, "one BN forward (and backward) on .npy files"},
     {"demo", bnk__cmd_demo, "a short demonstration of the BN layer"},
-    /* train, tune, report, bench: to come */
+    {"train", bnk__cmd_train, "train a model with BN on a data set"},
+    /* tune, report, bench: to come */
 };
 
 static void print_usage(FILE *f) {

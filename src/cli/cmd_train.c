@@ -1,0 +1,267 @@
+/* `bnkit train`: one training run from the command line (bnk_train_run), with per-epoch lines,
+ * an optional JSON-lines metrics file and a final JSON summary. */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bnkit/train.h"
+#include "cli/cli.h"
+
+static const char *const CTX = "train";
+
+static const bnk_cli_opt train_opts[] = {
+    {"data", "SPEC", "fashion-mnist | mnist:DIR | csv:PATH | npy:X.npy,Y.npy (fashion-mnist)"},
+    {"test-data", "SPEC", "test set (default: the test split of --data, when it has one)"},
+    {"model", "SPEC", "layers, e.g. dense:128,relu,bn,dense:10 (the default)"},
+    {"epochs", "N", "passes over the training set (10)"},
+    {"batch", "N", "batch size (100)"},
+    {"optimizer", "adam|sgd", "optimiser (adam)"},
+    {"lr", "LR", "learning rate (1e-3 for adam, 1e-2 for sgd)"},
+    {"beta1", "B1", "Adam beta1 (0.9)"},
+    {"beta2", "B2", "Adam beta2 (0.999)"},
+    {"adam-eps", "E", "Adam epsilon (1e-8)"},
+    {"sgd-momentum", "M", "SGD momentum (0.9)"},
+    {"weight-decay", "WD", "L2 weight decay on dense/conv weights (0)"},
+    {"lr-schedule", "constant|step|cosine", "learning-rate schedule (constant)"},
+    {"lr-gamma", "G", "step schedule: factor per period (0.1)"},
+    {"lr-step-epochs", "N", "step schedule: period in epochs (5)"},
+    {"dropout", "RATE", "rate of dropout layers without their own (0.5)"},
+    {"seed", "N", "seed for initialisation, shuffling, splits, dropout (0)"},
+    {"threads", "N", "OpenMP threads (default: all cores)"},
+    {"train-size", "N", "use only N training samples (after the validation split)"},
+    {"val-size", "N", "validation samples taken from the training set (5000; 0: none)"},
+    {"max-steps", "N", "stop after N optimiser steps"},
+    {"scaling", "unit|standardize|none", "feature scaling (unit: uint8 / 255)"},
+    {"print-every", "N", "print the loss every N steps (10; 0: never)"},
+    {"renorm-warmup", "N", "Batch Renorm schedule: rmax=1, dmax=0 for N steps, then ramp (off)"},
+    {"rmax-ramp-end", "N", "step at which rmax reaches --bn-rmax (40000)"},
+    {"dmax-ramp-end", "N", "step at which dmax reaches --bn-dmax (25000)"},
+    {"metrics", "FILE", "write one JSON object per epoch to FILE"},
+    {"json", NULL, "print a final JSON summary on stdout (progress goes to stderr)"},
+    {"help", NULL, "print this help"},
+};
+enum { N_TRAIN_OPTS = sizeof train_opts / sizeof train_opts[0] };
+
+typedef struct epoch_sink {
+    FILE *log;     /* human-readable lines */
+    FILE *metrics; /* JSON lines, or NULL */
+    const char *metrics_path;
+    bool write_failed;
+} epoch_sink;
+
+/* JSON number, or null for NaN/Inf (JSON has no NaN). */
+static void json_num(FILE *f, const char *key, double v, bool comma) {
+    if (isfinite(v))
+        fprintf(f, "\"%s\": %.9g%s", key, v, comma ? ", " : "");
+    else
+        fprintf(f, "\"%s\": null%s", key, comma ? ", " : "");
+}
+
+static void write_metrics(FILE *f, const bnk_epoch_metrics *m) {
+    fprintf(f, "{\"epoch\": %lld, \"steps\": %lld, ", (long long)m->epoch, (long long)m->steps);
+    json_num(f, "train_loss", m->train_loss, true);
+    json_num(f, "train_accuracy", m->train_accuracy, true);
+    json_num(f, "val_loss", m->val_loss, true);
+    json_num(f, "val_accuracy", m->val_accuracy, true);
+    json_num(f, "lr", m->lr, true);
+    json_num(f, "seconds", m->seconds, true);
+    json_num(f, "samples_per_sec", m->samples_per_sec, true);
+    fprintf(f, "\"grad_norm\": {");
+    for (int i = 0; i < m->ntensors; i++)
+        json_num(f, m->tensor_name[i], m->grad_norm[i], i + 1 < m->ntensors);
+    fprintf(f, "}, \"bn\": {");
+    for (int i = 0; i < m->nbn; i++) {
+        fprintf(f, "\"%s\": {", m->bn_name[i]);
+        json_num(f, "mean_abs_running_mean", m->bn_mean_abs_running_mean[i], true);
+        json_num(f, "min_running_var", m->bn_min_running_var[i], true);
+        json_num(f, "max_running_var", m->bn_max_running_var[i], false);
+        fprintf(f, "}%s", i + 1 < m->nbn ? ", " : "");
+    }
+    fprintf(f, "}, \"vanishing_gradients\": %s, \"overfitting\": %s}\n",
+            m->vanishing_gradients ? "true" : "false", m->overfitting ? "true" : "false");
+}
+
+static bool on_epoch(const bnk_epoch_metrics *m, void *user) {
+    epoch_sink *s = user;
+    fprintf(s->log, "epoch %lld: train loss %.4f acc %.4f", (long long)m->epoch, m->train_loss,
+            m->train_accuracy);
+    if (!isnan(m->val_accuracy))
+        fprintf(s->log, " | val loss %.4f acc %.4f", m->val_loss, m->val_accuracy);
+    fprintf(s->log, " | %.0f samples/s, %.2f s\n", m->samples_per_sec, m->seconds);
+    if (m->vanishing_gradients)
+        fprintf(s->log, "warning: vanishing gradients: the first layer's gradient norm is below "
+                        "1e-3 of the last layer's (see --metrics grad_norm)\n");
+    if (m->overfitting)
+        fprintf(s->log,
+                "warning: overfitting: the train/validation accuracy gap (%.1f points) "
+                "has grown two epochs in a row\n",
+                100.0 * (m->train_accuracy - m->val_accuracy));
+    if (s->metrics) {
+        write_metrics(s->metrics, m);
+        if (fflush(s->metrics) != 0 || ferror(s->metrics)) s->write_failed = true;
+    }
+    return s->write_failed; /* stop: metrics can no longer be recorded */
+}
+
+static int parse_choice(const char *opt, const char *v, const char *const *names, int n, int *out) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return BNK_CLI_OK;
+        }
+    bnk__cli_error(CTX, "%s: unknown value '%s'", opt, v);
+    return BNK_CLI_USAGE;
+}
+
+/* Fills cfg from the parsed options; BNK_CLI_OK or BNK_CLI_USAGE (message printed). */
+static int build_config(const bnk_cli_optgroup *g, const bnk_cli_optgroup *bn,
+                        bnk_train_config *cfg) {
+    const char *v;
+    int rc = BNK_CLI_OK, choice;
+    if ((v = bnk__cli_value(g, "data"))) cfg->data = v;
+    if ((v = bnk__cli_value(g, "test-data"))) cfg->test_data = v;
+    if ((v = bnk__cli_value(g, "model"))) cfg->model = v;
+    if ((v = bnk__cli_value(g, "optimizer"))) {
+        static const char *const names[] = {"adam", "sgd"};
+        if ((rc = parse_choice("--optimizer", v, names, 2, &choice)) != BNK_CLI_OK) return rc;
+        cfg->optim = bnk_optim_config_default(choice ? BNK_OPTIM_SGD : BNK_OPTIM_ADAM);
+    }
+    if ((v = bnk__cli_value(g, "lr-schedule"))) {
+        static const char *const names[] = {"constant", "step", "cosine"};
+        if ((rc = parse_choice("--lr-schedule", v, names, 3, &choice)) != BNK_CLI_OK) return rc;
+        cfg->lr_schedule = (bnk_lr_schedule)choice;
+    }
+    if ((v = bnk__cli_value(g, "scaling"))) {
+        static const char *const names[] = {"none", "unit", "standardize"};
+        if ((rc = parse_choice("--scaling", v, names, 3, &choice)) != BNK_CLI_OK) return rc;
+        cfg->scaling = (bnk_scaling)choice;
+    }
+    static const struct {
+        const char *name;
+        size_t offset;
+    } doubles[] = {
+        {"lr", offsetof(bnk_train_config, optim.lr)},
+        {"beta1", offsetof(bnk_train_config, optim.beta1)},
+        {"beta2", offsetof(bnk_train_config, optim.beta2)},
+        {"adam-eps", offsetof(bnk_train_config, optim.eps)},
+        {"sgd-momentum", offsetof(bnk_train_config, optim.momentum)},
+        {"weight-decay", offsetof(bnk_train_config, optim.weight_decay)},
+        {"lr-gamma", offsetof(bnk_train_config, lr_gamma)},
+        {"dropout", offsetof(bnk_train_config, dropout)},
+    };
+    static const struct {
+        const char *name;
+        size_t offset;
+    } ints[] = {
+        {"epochs", offsetof(bnk_train_config, epochs)},
+        {"batch", offsetof(bnk_train_config, batch)},
+        {"lr-step-epochs", offsetof(bnk_train_config, lr_step_epochs)},
+        {"train-size", offsetof(bnk_train_config, train_size)},
+        {"val-size", offsetof(bnk_train_config, val_size)},
+        {"max-steps", offsetof(bnk_train_config, max_steps)},
+        {"print-every", offsetof(bnk_train_config, print_every)},
+        {"renorm-warmup", offsetof(bnk_train_config, renorm_warmup)},
+        {"rmax-ramp-end", offsetof(bnk_train_config, rmax_ramp_end)},
+        {"dmax-ramp-end", offsetof(bnk_train_config, dmax_ramp_end)},
+    };
+    char opt[48];
+    for (size_t i = 0; i < sizeof doubles / sizeof doubles[0]; i++)
+        if ((v = bnk__cli_value(g, doubles[i].name))) {
+            snprintf(opt, sizeof opt, "--%s", doubles[i].name);
+            double *dst = (double *)((char *)cfg + doubles[i].offset);
+            if ((rc = bnk__cli_parse_double(CTX, opt, v, dst)) != BNK_CLI_OK) return rc;
+        }
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if ((v = bnk__cli_value(g, ints[i].name))) {
+            snprintf(opt, sizeof opt, "--%s", ints[i].name);
+            int64_t *dst = (int64_t *)((char *)cfg + ints[i].offset);
+            if ((rc = bnk__cli_parse_int64(CTX, opt, v, dst)) != BNK_CLI_OK) return rc;
+        }
+    int64_t n;
+    if ((v = bnk__cli_value(g, "seed"))) {
+        if ((rc = bnk__cli_parse_int64(CTX, "--seed", v, &n)) != BNK_CLI_OK) return rc;
+        cfg->seed = (uint64_t)n;
+    }
+    if ((v = bnk__cli_value(g, "threads"))) {
+        if ((rc = bnk__cli_parse_int64(CTX, "--threads", v, &n)) != BNK_CLI_OK) return rc;
+        if (n < 0 || n > 1024) {
+            bnk__cli_error(CTX, "--threads must be in [0, 1024], got %lld", (long long)n);
+            return BNK_CLI_USAGE;
+        }
+        cfg->threads = (int)n;
+    }
+    return bnk__cli_bn_apply(CTX, bn, &cfg->bn);
+}
+
+static void print_help(const bnk_cli_optgroup *groups) {
+    printf("usage: bnkit train [options] [--bn-<flag> ...]\n\n"
+           "Trains a model with BN on a data set and reports loss and accuracy per epoch and the\n"
+           "test accuracy at the end. The defaults reproduce the source document's experiment:\n"
+           "dense:128,relu,bn,dense:10 on Fashion-MNIST, Adam 1e-3, batch 100, BN momentum 0.9\n"
+           "(Keras convention; PyTorch 0.1), eps 1e-3. Exit status 3 when training diverges.\n\n"
+           "options:\n");
+    bnk__cli_print_opts(stdout, &groups[0]);
+    printf("\nBN flags (as in 'bnkit bn', prefixed with bn-):\n");
+    bnk__cli_print_opts(stdout, &groups[1]);
+}
+
+int bnk__cmd_train(int argc, char **argv) {
+    const char *vals[N_TRAIN_OPTS], *bn_vals[BNK_CLI_BN_NOPTS];
+    bnk_cli_optgroup groups[] = {{"", train_opts, N_TRAIN_OPTS, vals},
+                                 {"bn-", bnk__cli_bn_opts, BNK_CLI_BN_NOPTS, bn_vals}};
+    int rc = bnk__cli_parse(CTX, argc, argv, groups, 2, NULL, 0, NULL);
+    if (rc != BNK_CLI_OK) return rc;
+    if (bnk__cli_value(&groups[0], "help")) {
+        print_help(groups);
+        return BNK_CLI_OK;
+    }
+    bnk_train_config cfg = bnk_train_config_default();
+    if ((rc = build_config(&groups[0], &groups[1], &cfg)) != BNK_CLI_OK) return rc;
+    const bool json = bnk__cli_value(&groups[0], "json") != NULL;
+    epoch_sink sink = {.log = json ? stderr : stdout};
+    cfg.log = sink.log;
+    const char *metrics = bnk__cli_value(&groups[0], "metrics");
+    if (metrics && !(sink.metrics = fopen(metrics, "w"))) {
+        bnk__cli_error(CTX, "--metrics %s: cannot open: %s", metrics, strerror(errno));
+        return BNK_CLI_FAIL;
+    }
+    sink.metrics_path = metrics;
+    bnk_train_result res;
+    bnk_status st = bnk_train_run(&cfg, on_epoch, &sink, &res, NULL);
+    if (sink.metrics && fclose(sink.metrics) != 0) sink.write_failed = true;
+    if (st != BNK_OK) {
+        bnk__cli_error(CTX, "%s", bnk_errmsg());
+        return bnk__cli_exit_for(st);
+    }
+    if (sink.write_failed) {
+        bnk__cli_error(CTX, "--metrics %s: write failed: %s", metrics, strerror(errno));
+        return BNK_CLI_FAIL;
+    }
+    if (res.diverged) {
+        bnk__cli_error(CTX,
+                       "diverged: the loss became NaN or infinite at step %lld (try a "
+                       "smaller --lr or a larger --bn-eps)",
+                       (long long)res.diverged_step);
+        return 3;
+    }
+    if (!isnan(res.test_accuracy))
+        fprintf(sink.log, "test accuracy %.4f (loss %.4f) after %lld epochs, %.1f s\n",
+                res.test_accuracy, res.test_loss, (long long)res.epochs, res.seconds);
+    if (json) {
+        printf("{");
+        json_num(stdout, "test_accuracy", res.test_accuracy, true);
+        json_num(stdout, "val_accuracy", res.val_accuracy, true);
+        json_num(stdout, "best_val_accuracy", res.best_val_accuracy, true);
+        json_num(stdout, "train_loss", res.train_loss, true);
+        json_num(stdout, "test_loss", res.test_loss, true);
+        printf("\"epochs\": %lld, \"steps\": %lld, ", (long long)res.epochs, (long long)res.steps);
+        json_num(stdout, "samples_per_sec", res.samples_per_sec, true);
+        json_num(stdout, "seconds", res.seconds, false);
+        printf("}\n");
+    }
+    return BNK_CLI_OK;
+}
