@@ -36,6 +36,8 @@ typedef struct bnk_train_config {
     const char *data;       /* bnk_dataset_load spec; "fashion-mnist"                      */
     const char *test_data;  /* spec of the test set; NULL: the TEST split of `data` when it
                                has one (fashion-mnist, mnist:DIR), else no test evaluation   */
+    bool no_test;           /* never touch the test set (the tuner uses it once, at the end,
+                               for the best configuration only)                             */
     const char *model;      /* model spec; "dense:128,relu,bn,dense:10"                    */
     int64_t epochs;         /* 10                                                          */
     int64_t batch;          /* 100                                                         */

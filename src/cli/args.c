@@ -13,6 +13,15 @@
 
 /* ---- Messages and exit codes ---------------------------------------------------------------- */
 
+static _Thread_local char *capture_buf;
+static _Thread_local size_t capture_size;
+
+void bnk__cli_capture(char *buf, size_t size) {
+    capture_buf = buf;
+    capture_size = size;
+    if (buf && size) buf[0] = '\0';
+}
+
 void bnk__cli_error(const char *ctx, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
@@ -22,6 +31,10 @@ void bnk__cli_error(const char *ctx, const char *fmt, ...) {
     /* One line, whatever a library message or a file name contained. */
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
+    if (capture_buf) {
+        snprintf(capture_buf, capture_size, "%s", msg);
+        return;
+    }
     if (ctx)
         fprintf(stderr, "bnkit: %s: %s\n", ctx, msg);
     else
@@ -305,4 +318,22 @@ int bnk__cli_bn_apply(const char *ctx, const bnk_cli_optgroup *group, bnk_bn_con
         return BNK_CLI_USAGE;
     }
     return BNK_CLI_OK;
+}
+
+int bnk__cli_collect(int argc, char **argv, const char *name, const char **out, int max) {
+    const size_t len = strlen(name);
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) break;
+        if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, len) != 0) continue;
+        const char *value = NULL;
+        if (a[2 + len] == '=')
+            value = a + 3 + len;
+        else if (a[2 + len] == '\0' && i + 1 < argc)
+            value = argv[++i];
+        if (value && n < max) out[n] = value;
+        if (value) n++;
+    }
+    return n;
 }

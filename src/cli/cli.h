@@ -20,6 +20,7 @@
 #ifndef BNKIT_CLI_CLI_H
 #define BNKIT_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,11 @@ enum { BNK_CLI_OK = 0, BNK_CLI_FAIL = 1, BNK_CLI_USAGE = 2 };
 /* Prints "bnkit: <ctx>: <message>\n" to stderr (or "bnkit: <message>" when ctx is NULL). The
  * message must not contain a newline. */
 void bnk__cli_error(const char *ctx, const char *fmt, ...) BNK__PRINTF(2, 3);
+
+/* While buf is not NULL, bnk__cli_error stores its message in buf (size bytes) on this thread
+ * instead of printing it: for errors that become data, such as a trial's failure reason.
+ * bnk__cli_capture(NULL, 0) prints again. */
+void bnk__cli_capture(char *buf, size_t size);
 
 /* The exit status for a library error: BNK_CLI_USAGE for what the user fixes on the command line
  * or in the inputs' shapes (PARAM, BATCH, SHAPE, SIZE, UNSUPPORTED), BNK_CLI_FAIL otherwise (IO,
@@ -79,6 +85,11 @@ int bnk__cli_parse(const char *ctx, int argc, char **argv, bnk_cli_optgroup *gro
 /* The value of option `name` (without prefix) in a parsed group; NULL when absent or unknown. */
 const char *bnk__cli_value(const bnk_cli_optgroup *group, const char *name);
 
+/* Every value of a repeatable option (`--param A --param=B`) in argv, in order, after
+ * bnk__cli_parse has accepted argv (which keeps only the last one): up to max of them in out;
+ * returns how many there are (possibly more than max). Stops at "--". */
+int bnk__cli_collect(int argc, char **argv, const char *name, const char **out, int max);
+
 /* Prints the options of a group for --help, one per line, to f. */
 void bnk__cli_print_opts(FILE *f, const bnk_cli_optgroup *group);
 
@@ -119,5 +130,28 @@ int bnk__cli_bn_apply(const char *ctx, const bnk_cli_optgroup *group, bnk_bn_con
 int bnk__cmd_bn(int argc, char **argv);
 int bnk__cmd_demo(int argc, char **argv);
 int bnk__cmd_train(int argc, char **argv);
+int bnk__cmd_tune(int argc, char **argv);
+int bnk__cmd_ask(int argc, char **argv);
+int bnk__cmd_tell(int argc, char **argv);
+int bnk__cmd_trials(int argc, char **argv);
+int bnk__cmd_best(int argc, char **argv);
+
+/* ---- Training options (cmd_train.c), shared with `bnkit tune` -------------------------------- */
+
+typedef struct bnk_cli_train_extras {
+    bool help, json;     /* --help (help was printed), --json */
+    const char *metrics; /* --metrics FILE, or NULL */
+} bnk_cli_train_extras;
+
+struct bnk_train_config;
+
+/* Parses `bnkit train` options (argv[0] is ignored) into cfg, which holds the defaults to start
+ * from. extras NULL: --help, --json and --metrics are refused (the tuner's trial options).
+ * Returns BNK_CLI_OK or BNK_CLI_USAGE after printing the reason. */
+int bnk__cli_train_config(const char *ctx, int argc, char **argv, struct bnk_train_config *cfg,
+                          bnk_cli_train_extras *extras);
+
+/* Whether `bnkit train` has the option --<name> (e.g. "lr", "bn-momentum"). */
+bool bnk__cli_train_has_option(const char *name);
 
 #endif /* BNKIT_CLI_CLI_H */

@@ -107,18 +107,19 @@ static bool on_epoch(const bnk_epoch_metrics *m, void *user) {
     return s->write_failed; /* stop: metrics can no longer be recorded */
 }
 
-static int parse_choice(const char *opt, const char *v, const char *const *names, int n, int *out) {
+static int parse_choice(const char *ctx, const char *opt, const char *v, const char *const *names,
+                        int n, int *out) {
     for (int i = 0; i < n; i++)
         if (strcmp(v, names[i]) == 0) {
             *out = i;
             return BNK_CLI_OK;
         }
-    bnk__cli_error(CTX, "%s: unknown value '%s'", opt, v);
+    bnk__cli_error(ctx, "%s: unknown value '%s'", opt, v);
     return BNK_CLI_USAGE;
 }
 
 /* Fills cfg from the parsed options; BNK_CLI_OK or BNK_CLI_USAGE (message printed). */
-static int build_config(const bnk_cli_optgroup *g, const bnk_cli_optgroup *bn,
+static int build_config(const char *ctx, const bnk_cli_optgroup *g, const bnk_cli_optgroup *bn,
                         bnk_train_config *cfg) {
     const char *v;
     int rc = BNK_CLI_OK, choice;
@@ -127,17 +128,18 @@ static int build_config(const bnk_cli_optgroup *g, const bnk_cli_optgroup *bn,
     if ((v = bnk__cli_value(g, "model"))) cfg->model = v;
     if ((v = bnk__cli_value(g, "optimizer"))) {
         static const char *const names[] = {"adam", "sgd"};
-        if ((rc = parse_choice("--optimizer", v, names, 2, &choice)) != BNK_CLI_OK) return rc;
+        if ((rc = parse_choice(ctx, "--optimizer", v, names, 2, &choice)) != BNK_CLI_OK) return rc;
         cfg->optim = bnk_optim_config_default(choice ? BNK_OPTIM_SGD : BNK_OPTIM_ADAM);
     }
     if ((v = bnk__cli_value(g, "lr-schedule"))) {
         static const char *const names[] = {"constant", "step", "cosine"};
-        if ((rc = parse_choice("--lr-schedule", v, names, 3, &choice)) != BNK_CLI_OK) return rc;
+        if ((rc = parse_choice(ctx, "--lr-schedule", v, names, 3, &choice)) != BNK_CLI_OK)
+            return rc;
         cfg->lr_schedule = (bnk_lr_schedule)choice;
     }
     if ((v = bnk__cli_value(g, "scaling"))) {
         static const char *const names[] = {"none", "unit", "standardize"};
-        if ((rc = parse_choice("--scaling", v, names, 3, &choice)) != BNK_CLI_OK) return rc;
+        if ((rc = parse_choice(ctx, "--scaling", v, names, 3, &choice)) != BNK_CLI_OK) return rc;
         cfg->scaling = (bnk_scaling)choice;
     }
     static const struct {
@@ -173,28 +175,28 @@ static int build_config(const bnk_cli_optgroup *g, const bnk_cli_optgroup *bn,
         if ((v = bnk__cli_value(g, doubles[i].name))) {
             snprintf(opt, sizeof opt, "--%s", doubles[i].name);
             double *dst = (double *)((char *)cfg + doubles[i].offset);
-            if ((rc = bnk__cli_parse_double(CTX, opt, v, dst)) != BNK_CLI_OK) return rc;
+            if ((rc = bnk__cli_parse_double(ctx, opt, v, dst)) != BNK_CLI_OK) return rc;
         }
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if ((v = bnk__cli_value(g, ints[i].name))) {
             snprintf(opt, sizeof opt, "--%s", ints[i].name);
             int64_t *dst = (int64_t *)((char *)cfg + ints[i].offset);
-            if ((rc = bnk__cli_parse_int64(CTX, opt, v, dst)) != BNK_CLI_OK) return rc;
+            if ((rc = bnk__cli_parse_int64(ctx, opt, v, dst)) != BNK_CLI_OK) return rc;
         }
     int64_t n;
     if ((v = bnk__cli_value(g, "seed"))) {
-        if ((rc = bnk__cli_parse_int64(CTX, "--seed", v, &n)) != BNK_CLI_OK) return rc;
+        if ((rc = bnk__cli_parse_int64(ctx, "--seed", v, &n)) != BNK_CLI_OK) return rc;
         cfg->seed = (uint64_t)n;
     }
     if ((v = bnk__cli_value(g, "threads"))) {
-        if ((rc = bnk__cli_parse_int64(CTX, "--threads", v, &n)) != BNK_CLI_OK) return rc;
+        if ((rc = bnk__cli_parse_int64(ctx, "--threads", v, &n)) != BNK_CLI_OK) return rc;
         if (n < 0 || n > 1024) {
-            bnk__cli_error(CTX, "--threads must be in [0, 1024], got %lld", (long long)n);
+            bnk__cli_error(ctx, "--threads must be in [0, 1024], got %lld", (long long)n);
             return BNK_CLI_USAGE;
         }
         cfg->threads = (int)n;
     }
-    return bnk__cli_bn_apply(CTX, bn, &cfg->bn);
+    return bnk__cli_bn_apply(ctx, bn, &cfg->bn);
 }
 
 static void print_help(const bnk_cli_optgroup *groups) {
@@ -209,22 +211,49 @@ static void print_help(const bnk_cli_optgroup *groups) {
     bnk__cli_print_opts(stdout, &groups[1]);
 }
 
-int bnk__cmd_train(int argc, char **argv) {
+bool bnk__cli_train_has_option(const char *name) {
+    for (size_t i = 0; i < N_TRAIN_OPTS; i++)
+        if (strcmp(train_opts[i].name, name) == 0) return true;
+    if (strncmp(name, "bn-", 3) != 0) return false;
+    for (size_t i = 0; i < BNK_CLI_BN_NOPTS; i++)
+        if (strcmp(bnk__cli_bn_opts[i].name, name + 3) == 0) return true;
+    return false;
+}
+
+int bnk__cli_train_config(const char *ctx, int argc, char **argv, bnk_train_config *cfg,
+                          bnk_cli_train_extras *extras) {
     const char *vals[N_TRAIN_OPTS], *bn_vals[BNK_CLI_BN_NOPTS];
     bnk_cli_optgroup groups[] = {{"", train_opts, N_TRAIN_OPTS, vals},
                                  {"bn-", bnk__cli_bn_opts, BNK_CLI_BN_NOPTS, bn_vals}};
-    int rc = bnk__cli_parse(CTX, argc, argv, groups, 2, NULL, 0, NULL);
+    int rc = bnk__cli_parse(ctx, argc, argv, groups, 2, NULL, 0, NULL);
     if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&groups[0], "help")) {
-        print_help(groups);
-        return BNK_CLI_OK;
+    static const char *const extra_opts[] = {"help", "json", "metrics"};
+    for (int i = 0; !extras && i < 3; i++)
+        if (bnk__cli_value(&groups[0], extra_opts[i])) {
+            bnk__cli_error(ctx, "--%s is not a training option here", extra_opts[i]);
+            return BNK_CLI_USAGE;
+        }
+    if (extras) {
+        extras->help = bnk__cli_value(&groups[0], "help") != NULL;
+        extras->json = bnk__cli_value(&groups[0], "json") != NULL;
+        extras->metrics = bnk__cli_value(&groups[0], "metrics");
+        if (extras->help) {
+            print_help(groups);
+            return BNK_CLI_OK;
+        }
     }
+    return build_config(ctx, &groups[0], &groups[1], cfg);
+}
+
+int bnk__cmd_train(int argc, char **argv) {
     bnk_train_config cfg = bnk_train_config_default();
-    if ((rc = build_config(&groups[0], &groups[1], &cfg)) != BNK_CLI_OK) return rc;
-    const bool json = bnk__cli_value(&groups[0], "json") != NULL;
+    bnk_cli_train_extras extras;
+    int rc = bnk__cli_train_config(CTX, argc, argv, &cfg, &extras);
+    if (rc != BNK_CLI_OK || extras.help) return rc;
+    const bool json = extras.json;
     epoch_sink sink = {.log = json ? stderr : stdout};
     cfg.log = sink.log;
-    const char *metrics = bnk__cli_value(&groups[0], "metrics");
+    const char *metrics = extras.metrics;
     if (metrics && !(sink.metrics = fopen(metrics, "w"))) {
         bnk__cli_error(CTX, "--metrics %s: cannot open: %s", metrics, strerror(errno));
         return BNK_CLI_FAIL;

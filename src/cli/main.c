@@ -18,7 +18,12 @@ static const bnk_cli_command commands[] = {
     {"bn", bnk__cmd_bn, "one BN forward (and backward) on .npy files"},
     {"demo", bnk__cmd_demo, "a short demonstration of the BN layer"},
     {"train", bnk__cmd_train, "train a model with BN on a data set"},
-    /* tune, report, bench: to come */
+    {"tune", bnk__cmd_tune, "search BN hyperparameters (resumable SQLite study, workers)"},
+    {"ask", bnk__cmd_ask, "start a trial of a study from your own training loop (JSON)"},
+    {"tell", bnk__cmd_tell, "report a trial's result or intermediate value"},
+    {"trials", bnk__cmd_trials, "list the trials of a study"},
+    {"best", bnk__cmd_best, "print the best trial of a study"},
+    /* report, bench: to come */
 };
 
 static void print_usage(FILE *f) {

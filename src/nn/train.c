@@ -13,6 +13,7 @@ bnk_train_config bnk_train_config_default(void) {
     bnk_train_config c = {
         .data = "fashion-mnist",
         .test_data = NULL,
+        .no_test = false,
         .model = "dense:128,relu,bn,dense:10",
         .epochs = 10,
         .batch = 100,
@@ -132,6 +133,7 @@ static bnk_status load_data(run *r) {
     bool has_test_split =
         strcmp(c->data, "fashion-mnist") == 0 || strncmp(c->data, "mnist:", 6) == 0;
     if (!test_spec && has_test_split) test_spec = c->data;
+    if (c->no_test) test_spec = NULL;
     if (test_spec && (st = bnk_dataset_load(&r->test, test_spec, BNK_SPLIT_TEST)) != BNK_OK)
         return st;
     if (c->val_size > 0) {

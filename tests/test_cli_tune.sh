@@ -1,0 +1,95 @@
+#!/bin/sh
+# CLI tests of the tuner: `bnkit tune` on a small generated CSV problem (budget, resume, workers,
+# a killed worker), `bnkit trials/best --json`, `bnkit ask/tell`, and refusal of foreign files.
+# Usage: test_cli_tune.sh BNKIT
+set -u
+BNKIT=$1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+count() { # count STATE FILE: trials in that state in a `trials --json` dump
+    grep -o "\"state\":\"$1\"" "$2" | wc -l
+}
+
+awk 'BEGIN { srand(1); print "label,a,b";
+             for (i = 0; i < 400; i++) { a = rand() * 2 - 1; b = rand() * 2 - 1;
+                                         printf "%d,%.4f,%.4f\n", (a + b > 0), a, b } }' >"$dir/train.csv"
+train="--data=csv:$dir/train.csv --model=dense:8,relu,bn,dense:2 --batch=20 --val-size=100 --epochs=3 --print-every=0 --threads=1"
+space="--param bn.momentum=log:0.5:0.99 --param lr=log:1e-3:3e-2 --param bn.normalize_with=cat:batch,renorm --param bn.rmax=float:1:3@bn.normalize_with=renorm"
+
+# A budget of 6 with the random sampler, then resume to 9: exactly 9 trials, numbers unique.
+"$BNKIT" tune --study "$dir/s.db" --trials 6 --sampler random --seed 3 $space -- $train \
+    >"$dir/out" 2>"$dir/err" || fail "tune failed: $(cat "$dir/err")"
+grep -q "best configuration" "$dir/out" || fail "no best configuration: $(cat "$dir/out")"
+grep -q "pt " "$dir/out" || fail "momentum not shown in PyTorch's convention"
+"$BNKIT" trials --study "$dir/s.db" --json >"$dir/t.json" || fail "trials --json failed"
+[ $(($(count complete "$dir/t.json") + $(count pruned "$dir/t.json") + $(count failed "$dir/t.json"))) -eq 6 ] ||
+    fail "want 6 finished trials: $(cat "$dir/t.json")"
+for key in '"id":' '"state":' '"params":' '"value":' '"bn.momentum_pytorch":'; do
+    grep -q "$key" "$dir/t.json" || fail "trials --json lacks $key"
+done
+"$BNKIT" tune --study "$dir/s.db" --trials 9 --sampler random --seed 3 $space -- $train \
+    >"$dir/out" 2>"$dir/err" || fail "resume failed: $(cat "$dir/err")"
+"$BNKIT" trials --study "$dir/s.db" --json >"$dir/t.json"
+n=$(grep -o '"number":[0-9]*' "$dir/t.json" | sort -u | wc -l)
+[ "$n" -eq 9 ] || fail "after resuming to 9: $n distinct trials"
+"$BNKIT" best --study "$dir/s.db" --json | grep -q '"state":"complete"' || fail "best --json"
+
+# The same study with another space is refused (usage error), the file untouched.
+cp "$dir/s.db" "$dir/copy.db"
+"$BNKIT" tune --study "$dir/s.db" --trials 9 --sampler random --param lr=log:1e-4:1e-1 -- $train \
+    >/dev/null 2>"$dir/err"
+[ $? -eq 2 ] || fail "a changed search space must be a usage error: $(cat "$dir/err")"
+
+# Foreign files are refused and never modified.
+printf 'not a database\n' >"$dir/foreign.db"
+cp "$dir/foreign.db" "$dir/foreign.orig"
+"$BNKIT" tune --study "$dir/foreign.db" --trials 2 -- $train >/dev/null 2>"$dir/err"
+[ $? -eq 1 ] || fail "a foreign file must be refused (exit 1): $(cat "$dir/err")"
+[ "$(wc -l <"$dir/err")" -eq 1 ] || fail "one error line: $(cat "$dir/err")"
+cmp -s "$dir/foreign.db" "$dir/foreign.orig" || fail "the foreign file was modified"
+
+# Two workers on a grid: every grid point exactly once.
+"$BNKIT" tune --study "$dir/g.db" --trials 100 --sampler grid --grid-points 3 --workers 2 \
+    --param bn.momentum=float:0.5:0.9 --param lr=log:1e-3:1e-2 -- $train >/dev/null 2>"$dir/err" ||
+    fail "grid with 2 workers failed: $(cat "$dir/err")"
+"$BNKIT" trials --study "$dir/g.db" --json >"$dir/t.json"
+n=$(grep -o '"number":[0-9]*' "$dir/t.json" | wc -l)
+[ "$n" -eq 9 ] || fail "a 3x3 grid must give 9 trials, got $n"
+pts=$(grep -o '"params":{[^}]*}' "$dir/t.json" | sort -u | wc -l)
+[ "$pts" -eq 9 ] || fail "grid points repeated: $pts distinct of 9"
+
+# A worker killed mid-study: the re-run reaps its trial and completes the budget.
+"$BNKIT" tune --study "$dir/k.db" --trials 6 --sampler random --workers 2 --stale-seconds 1 \
+    $space -- $train --epochs=20 >/dev/null 2>&1 &
+tpid=$!
+sleep 2
+pkill -9 -P "$tpid" 2>/dev/null
+kill -9 "$tpid" 2>/dev/null
+wait "$tpid" 2>/dev/null
+sleep 1
+"$BNKIT" tune --study "$dir/k.db" --trials 6 --sampler random --stale-seconds 1 $space \
+    -- $train --epochs=20 >/dev/null 2>"$dir/err" || fail "resume after kill: $(cat "$dir/err")"
+"$BNKIT" trials --study "$dir/k.db" --json >"$dir/t.json"
+[ "$(count running "$dir/t.json")" -eq 0 ] || fail "running trials left after resume"
+done_n=$(($(count complete "$dir/t.json") + $(count pruned "$dir/t.json")))
+died=$(grep -o '"reason":"worker died"' "$dir/t.json" | wc -l)
+other_failed=$(($(count failed "$dir/t.json") - died))
+[ $((done_n + other_failed)) -eq 6 ] || fail "budget not completed after a kill: $(cat "$dir/t.json")"
+
+# ask / tell from an outside loop.
+"$BNKIT" ask --study "$dir/a.db" --trials 2 --sampler tpe --param x=float:0:1 >"$dir/q.json" ||
+    fail "ask failed"
+id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$dir/q.json")
+[ -n "$id" ] || fail "ask printed no id: $(cat "$dir/q.json")"
+"$BNKIT" tell --study "$dir/a.db" --trial "$id" --step 1 --value 0.5 | grep -q '"prune"' ||
+    fail "tell --step must print the pruning decision"
+"$BNKIT" tell --study "$dir/a.db" --trial "$id" --value 0.75 || fail "tell failed"
+"$BNKIT" tell --study "$dir/a.db" --trial "$id" --value 0.75 2>/dev/null &&
+    fail "telling a finished trial twice must fail"
+"$BNKIT" ask --study "$dir/a.db" --trials 2 >/dev/null || fail "second ask (stored config)"
+"$BNKIT" ask --study "$dir/a.db" --trials 2 | grep -q '"id": null' || fail "budget of 2 not enforced"
+echo "bnkit tune CLI: all checks passed"
