@@ -30,6 +30,7 @@
  *      their integer grid throughout), until a round gains less than 1e-4 in log EI.
  *   6. The winner is mapped back with bnk_space_from_unit; inactive parameters are NaN. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -448,9 +449,19 @@ static bnk_status random_point(const bnk_sampler_config *cfg, const bnk_space *s
     return BNK_OK;
 }
 
+/* OpenBLAS (LAPACKE's backend) threads cost more than they save on matrices of a few hundred
+ * rows, and their count changes the last bits of the fit: one thread, set once. bnkit's own
+ * GEMMs run on oneDNN, so nothing else is affected. */
+void openblas_set_num_threads(int num_threads);
+static pthread_once_t blas_threads_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) {
+    openblas_set_num_threads(1);
+}
+
 bnk_status bnk__gp_suggest(const bnk_sampler_config *cfg, const bnk_space *space,
                            const bnk_trial *history, int64_t nhistory, int64_t number,
                            bnk_point *out) {
+    pthread_once(&blas_threads_once, blas_single_thread);
     if (bnk__count_finished(history, nhistory) < cfg->n_startup)
         return random_point(cfg, space, number, out);
     const int d = space->n;
