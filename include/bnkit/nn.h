@@ -121,6 +121,27 @@ bnk_status bnk_model_tensor(bnk_model *model, int i, bnk_tensor_info *info);
 int bnk_model_layer_count(const bnk_model *model);
 bnk_status bnk_model_layer_describe(const bnk_model *model, int i, char *buf, size_t size);
 
+/* The spec string the model was built from (the model keeps its own copy). */
+const char *bnk_model_spec(const bnk_model *model);
+/* The model's configuration: spec as bnk_model_spec(), bn the current BN configuration (after
+ * any bnk_model_set_bn_config). Checkpoints rebuild a model from it. */
+bnk_model_config bnk_model_get_config(const bnk_model *model);
+
+/* An inference-only copy of model with every BN layer folded into a neighbouring dense/conv
+ * layer, using the running statistics (a = gamma/sqrt(running_var + eps), c = beta - a*mean):
+ *   - backward, into the dense/conv layer directly before the BN (dropout between them is
+ *     allowed: it is the identity in inference): W' = a*W per output channel, b' = a*b + c.
+ *     A BN with fuse_relu becomes a `relu` layer.
+ *   - otherwise forward, into the dense layer directly after it (through dropout and flatten)
+ *     or a conv with padding 0 directly after it: W' = W*a per input channel,
+ *     b' = b + W*c. This folds the source document's `dense,relu,bn,dense`.
+ * The new model's spec drops the folded `bn` tokens; its logits equal the original's inference
+ * logits up to float rounding. *out is NULL on failure; a BN that can be folded neither way (a
+ * BN followed by relu/maxpool or a padded conv, or a fused-ReLU BN not directly after
+ * dense/conv) is BNK_ERR_UNSUPPORTED naming the layer. summary (may be NULL) receives one
+ * line such as "3.bn -> 4.dense (forward)" per folded BN, separated by "; ". */
+bnk_status bnk_model_fold_bn(bnk_model **out, bnk_model *model, char *summary, size_t summary_size);
+
 /* ---- Optimisers --------------------------------------------------------------------------- */
 
 typedef enum bnk_optim_kind { BNK_OPTIM_ADAM, BNK_OPTIM_SGD } bnk_optim_kind;

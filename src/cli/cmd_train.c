@@ -41,6 +41,7 @@ static const bnk_cli_opt train_opts[] = {
     {"rmax-ramp-end", "N", "step at which rmax reaches --bn-rmax (40000)"},
     {"dmax-ramp-end", "N", "step at which dmax reaches --bn-dmax (25000)"},
     {"metrics", "FILE", "write one JSON object per epoch to FILE"},
+    {"save", "FILE", "write the trained model to FILE, a checkpoint (see bnkit eval, export)"},
     {"json", NULL, "print a final JSON summary on stdout (progress goes to stderr)"},
     {"help", NULL, "print this help"},
 };
@@ -227,8 +228,8 @@ int bnk__cli_train_config(const char *ctx, int argc, char **argv, bnk_train_conf
                                  {"bn-", bnk__cli_bn_opts, BNK_CLI_BN_NOPTS, bn_vals}};
     int rc = bnk__cli_parse(ctx, argc, argv, groups, 2, NULL, 0, NULL);
     if (rc != BNK_CLI_OK) return rc;
-    static const char *const extra_opts[] = {"help", "json", "metrics"};
-    for (int i = 0; !extras && i < 3; i++)
+    static const char *const extra_opts[] = {"help", "json", "metrics", "save"};
+    for (int i = 0; !extras && i < 4; i++)
         if (bnk__cli_value(&groups[0], extra_opts[i])) {
             bnk__cli_error(ctx, "--%s is not a training option here", extra_opts[i]);
             return BNK_CLI_USAGE;
@@ -237,6 +238,7 @@ int bnk__cli_train_config(const char *ctx, int argc, char **argv, bnk_train_conf
         extras->help = bnk__cli_value(&groups[0], "help") != NULL;
         extras->json = bnk__cli_value(&groups[0], "json") != NULL;
         extras->metrics = bnk__cli_value(&groups[0], "metrics");
+        extras->save = bnk__cli_value(&groups[0], "save");
         if (extras->help) {
             print_help(groups);
             return BNK_CLI_OK;
@@ -253,6 +255,8 @@ int bnk__cmd_train(int argc, char **argv) {
     const bool json = extras.json;
     epoch_sink sink = {.log = json ? stderr : stdout};
     cfg.log = sink.log;
+    if (extras.save && (rc = bnk__cli_check_writable(CTX, "--save", extras.save)) != BNK_CLI_OK)
+        return rc;
     const char *metrics = extras.metrics;
     if (metrics && !(sink.metrics = fopen(metrics, "w"))) {
         bnk__cli_error(CTX, "--metrics %s: cannot open: %s", metrics, strerror(errno));
@@ -260,8 +264,13 @@ int bnk__cmd_train(int argc, char **argv) {
     }
     sink.metrics_path = metrics;
     bnk_train_result res;
-    bnk_status st = bnk_train_run(&cfg, on_epoch, &sink, &res, NULL);
+    bnk_model *model = NULL;
+    bnk_status st = bnk_train_run(&cfg, on_epoch, &sink, &res, extras.save ? &model : NULL);
     if (sink.metrics && fclose(sink.metrics) != 0) sink.write_failed = true;
+    if (st == BNK_OK && !sink.write_failed && !res.diverged && extras.save)
+        rc = bnk__cli_save_checkpoint(CTX, extras.save, model, &cfg);
+    bnk_model_destroy(model);
+    if (rc != BNK_CLI_OK) return rc;
     if (st != BNK_OK) {
         bnk__cli_error(CTX, "%s", bnk_errmsg());
         return bnk__cli_exit_for(st);

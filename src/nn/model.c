@@ -8,10 +8,12 @@
 
 #include "core/internal.h"
 #include "core/rng.h"
+#include "nn/checkpoint_internal.h"
 #include "nn/layer.h"
 
 struct bnk_model {
-    bnk_model_config cfg;
+    bnk_model_config cfg; /* cfg.spec points at spec */
+    char *spec;           /* owned copy of the spec string, for checkpoints */
     bnk_bn_config bn;
     int nlayers;
     bnk__layer layers[BNK__MAX_LAYERS];
@@ -59,6 +61,9 @@ static bnk_status infer_shape(bnk__layer *l, int pos, const bnk_model_config *cf
     case BNK__LAYER_DENSE:
         l->out_c = (int64_t)s->args[0];
         l->out_h = l->out_w = 1;
+        if ((double)l->out_c * (double)l->in_c * (double)l->in_h * (double)l->in_w > 0x1p40)
+            return bnk__fail(BNK_ERR_OVERFLOW, "model spec: layer %d '%s': too many weights", pos,
+                             s->token);
         l->w_count = (size_t)l->out_c * (size_t)(l->in_c * l->in_h * l->in_w);
         l->b_count = (size_t)l->out_c;
         break;
@@ -67,6 +72,9 @@ static bnk_status infer_shape(bnk__layer *l, int pos, const bnk_model_config *cf
         l->stride = s->nargs > 2 ? (int64_t)s->args[2] : 1;
         l->pad = s->nargs > 3 ? (int64_t)s->args[3] : l->k / 2;
         l->out_c = (int64_t)s->args[0];
+        if ((double)l->out_c * (double)l->in_c * (double)l->k * (double)l->k > 0x1p40)
+            return bnk__fail(BNK_ERR_OVERFLOW, "model spec: layer %d '%s': too many weights", pos,
+                             s->token);
         l->out_h = (l->in_h + 2 * l->pad - l->k) / l->stride + 1;
         l->out_w = (l->in_w + 2 * l->pad - l->k) / l->stride + 1;
         if (l->in_h + 2 * l->pad < l->k || l->in_w + 2 * l->pad < l->k)
@@ -275,12 +283,14 @@ bnk_status bnk_model_create(bnk_model **out, const bnk_model_config *cfg) {
     bnk_model *m = calloc(1, sizeof *m);
     if (!m) return bnk__fail(BNK_ERR_NOMEM, "cannot allocate a model");
     m->cfg = *cfg;
-    m->cfg.spec = NULL; /* not owned; not needed after parsing */
+    m->spec = cfg->spec ? strdup(cfg->spec) : NULL;
+    m->cfg.spec = m->spec;
     m->bn = cfg->bn;
     m->dropout_rng = cfg->seed ^ 0x64726f706f7574ull; /* "dropout" */
     bnk__layer_spec specs[BNK__MAX_LAYERS];
     size_t n_buffers, n_saved, n_acts, n_masks;
-    st = bnk__spec_parse(cfg->spec, specs, &m->nlayers);
+    st = cfg->spec && !m->spec ? bnk__fail(BNK_ERR_NOMEM, "cannot copy the model spec")
+                               : bnk__spec_parse(cfg->spec, specs, &m->nlayers);
     for (int i = 0; st == BNK_OK && i < m->nlayers; i++) m->layers[i].spec = specs[i];
     if (st == BNK_OK) st = plan(m, &n_buffers, &n_saved, &n_acts, &n_masks);
     if (st == BNK_OK) {
@@ -327,7 +337,24 @@ void bnk_model_destroy(bnk_model *m) {
     free(m->acts);
     free(m->masks);
     free(m->dinput);
+    free(m->spec);
     free(m);
+}
+
+bnk_status bnk__model_plan(const bnk_model_config *cfg, size_t *num_params, size_t *num_buffers) {
+    bnk_status st = validate_config(cfg);
+    if (st != BNK_OK) return st;
+    bnk_model *m = calloc(1, sizeof *m);
+    if (!m) return bnk__fail(BNK_ERR_NOMEM, "cannot allocate a model plan");
+    m->cfg = *cfg;
+    bnk__layer_spec specs[BNK__MAX_LAYERS];
+    size_t n_saved, n_acts, n_masks;
+    st = bnk__spec_parse(cfg->spec, specs, &m->nlayers);
+    for (int i = 0; st == BNK_OK && i < m->nlayers; i++) m->layers[i].spec = specs[i];
+    if (st == BNK_OK) st = plan(m, num_buffers, &n_saved, &n_acts, &n_masks);
+    if (st == BNK_OK) *num_params = m->num_params;
+    free(m);
+    return st;
 }
 
 /* ---- Running ------------------------------------------------------------------------------ */
@@ -515,6 +542,16 @@ bnk_status bnk_model_tensor(bnk_model *m, int i, bnk_tensor_info *info) {
         return bnk__fail(BNK_ERR_PARAM, "model tensor %d out of range [0, %d)", i, m->ntensors);
     *info = m->tensors[i];
     return BNK_OK;
+}
+
+const char *bnk_model_spec(const bnk_model *m) {
+    return m->spec;
+}
+
+bnk_model_config bnk_model_get_config(const bnk_model *m) {
+    bnk_model_config c = m->cfg;
+    c.bn = m->bn;
+    return c;
 }
 
 int bnk_model_layer_count(const bnk_model *m) {
