@@ -1,6 +1,7 @@
 /* Study configuration from options, points to training configurations, and trial output for
  * `bnkit tune`, `ask`, `tell`, `trials` and `best`. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,27 +163,71 @@ static int by_loss(const void *a, const void *b) {
     return (x->loss > y->loss) - (x->loss < y->loss);
 }
 
+/* Appends printf output to buf[size] at *len, truncating at the end of the buffer. */
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...) BNK__PRINTF(4, 5);
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...) {
+    if (*len >= size) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (w > 0) *len = *len + (size_t)w < size ? *len + (size_t)w : size - 1;
+}
+
 /* The BN layer arguments of PyTorch and Keras that reproduce the BN configuration bn. */
-static void print_peer_args(FILE *f, const bnk_bn_config *bn) {
+static void peer_args(const bnk_bn_config *bn, char *pytorch, size_t psize, char *keras,
+                      size_t ksize) {
     char pt_mom[32];
+    size_t len = 0;
     if (bn->cumulative)
         snprintf(pt_mom, sizeof pt_mom, "None");
     else
         snprintf(pt_mom, sizeof pt_mom, "%.6g", 1.0 - bn->momentum);
     if (bn->normalize_with == BNK_NORM_BATCH)
-        fprintf(f, "  PyTorch: nn.BatchNorm1d/2d(C, eps=%g, momentum=%s%s)\n", bn->eps, pt_mom,
-                bn->center && bn->scale ? "" : ", affine=False");
+        snprintf(pytorch, psize, "nn.BatchNorm1d/2d(C, eps=%g, momentum=%s%s)", bn->eps, pt_mom,
+                 bn->center && bn->scale ? "" : ", affine=False");
     else
-        fprintf(f, "  PyTorch: no built-in equivalent (normalize_with=%s)\n",
-                bn->normalize_with == BNK_NORM_RUNNING ? "running" : "renorm");
-    fprintf(f, "  Keras:   BatchNormalization(momentum=%.6g, epsilon=%g", bn->momentum, bn->eps);
-    if (!bn->center) fprintf(f, ", center=False");
-    if (!bn->scale) fprintf(f, ", scale=False");
+        snprintf(pytorch, psize, "no built-in equivalent (normalize_with=%s)",
+                 bn->normalize_with == BNK_NORM_RUNNING ? "running" : "renorm");
+    append(keras, ksize, &len, "BatchNormalization(momentum=%.6g, epsilon=%g", bn->momentum,
+           bn->eps);
+    if (!bn->center) append(keras, ksize, &len, ", center=False");
+    if (!bn->scale) append(keras, ksize, &len, ", scale=False");
     if (bn->normalize_with == BNK_NORM_RENORM)
-        fprintf(f, ", renorm=True, renorm_clipping={'rmin': %.6g, 'rmax': %.6g, 'dmax': %.6g}",
-                1.0 / bn->rmax, bn->rmax, bn->dmax);
-    fprintf(f, ")%s\n",
-            bn->normalize_with == BNK_NORM_RUNNING ? "  (Keras has no running mode)" : "");
+        append(keras, ksize, &len,
+               ", renorm=True, renorm_clipping={'rmin': %.6g, 'rmax': %.6g, 'dmax': %.6g}",
+               1.0 / bn->rmax, bn->rmax, bn->dmax);
+    append(keras, ksize, &len, ")%s",
+           bn->normalize_with == BNK_NORM_RUNNING ? "  (Keras has no running mode)" : "");
+}
+
+bool bnk__tune_best_lines(const bnk_study_config *cfg, const bnk_point *x, char *command,
+                          size_t csize, char *pytorch, size_t psize, char *keras, size_t ksize) {
+    const bnk_space *s = &cfg->space;
+    size_t len = 0;
+    command[0] = pytorch[0] = keras[0] = '\0';
+    append(command, csize, &len, "bnkit train");
+    if (cfg->train_args[0]) append(command, csize, &len, " %s", cfg->train_args);
+    for (int i = 0; i < s->n; i++) {
+        if (isnan(x->v[i])) continue;
+        char opt[64], val[48];
+        bnk__tune_option(s->params[i].name, opt, sizeof opt);
+        bnk_space_value_str(s, i, x->v[i], val, sizeof val);
+        append(command, csize, &len, " %s %s", opt, val);
+    }
+    char *args[256];
+    char copy[sizeof cfg->train_args];
+    int nargs = 0;
+    snprintf(copy, sizeof copy, "%s", cfg->train_args);
+    for (char *tok = strtok(copy, " "); tok && nargs < 256; tok = strtok(NULL, " "))
+        args[nargs++] = tok;
+    bnk_train_config tc;
+    char reason[256];
+    if (bnk__tune_train_config("tune", nargs, args, s, x, 0, &tc, reason, sizeof reason) !=
+        BNK_CLI_OK)
+        return false;
+    peer_args(&tc.bn, pytorch, psize, keras, ksize);
+    return true;
 }
 
 const bnk_trial *bnk__tune_print_summary(FILE *f, const bnk_study_config *cfg,
@@ -220,27 +265,11 @@ const bnk_trial *bnk__tune_print_summary(FILE *f, const bnk_study_config *cfg,
     const bnk_trial *best = done[0];
     free(done);
     /* the best configuration as a command, and as the peers' BN arguments */
-    fprintf(f, "best configuration (trial %lld):\n  bnkit train", (long long)best->number);
-    if (cfg->train_args[0]) fprintf(f, " %s", cfg->train_args);
-    for (int i = 0; i < s->n; i++) {
-        if (isnan(best->x.v[i])) continue;
-        char opt[64], val[48];
-        bnk__tune_option(s->params[i].name, opt, sizeof opt);
-        bnk_space_value_str(s, i, best->x.v[i], val, sizeof val);
-        fprintf(f, " %s %s", opt, val);
-    }
-    fprintf(f, "\n");
-    char *args[256];
-    char copy[sizeof cfg->train_args];
-    int nargs = 0;
-    snprintf(copy, sizeof copy, "%s", cfg->train_args);
-    for (char *tok = strtok(copy, " "); tok && nargs < 256; tok = strtok(NULL, " "))
-        args[nargs++] = tok;
-    bnk_train_config tc;
-    char reason[256];
-    if (bnk__tune_train_config("tune", nargs, args, s, &best->x, 0, &tc, reason, sizeof reason) ==
-        BNK_CLI_OK)
-        print_peer_args(f, &tc.bn);
+    char command[4096], pytorch[256], keras[512];
+    bool peers = bnk__tune_best_lines(cfg, &best->x, command, sizeof command, pytorch,
+                                      sizeof pytorch, keras, sizeof keras);
+    fprintf(f, "best configuration (trial %lld):\n  %s\n", (long long)best->number, command);
+    if (peers) fprintf(f, "  PyTorch: %s\n  Keras:   %s\n", pytorch, keras);
     return best;
 }
 

@@ -43,6 +43,13 @@ int bnk__tune_train_config(const char *ctx, int ntrain, char *const *train_args,
 /* The `bnkit train` option of a parameter: "bn.normalize_with" -> "--bn-normalize-with". */
 void bnk__tune_option(const char *param, char *buf, size_t size);
 
+/* The best configuration of point x as text: command gets `bnkit train` with the study's fixed
+ * options and each active parameter as its option; pytorch and keras the BN layer arguments of
+ * each framework (momentum converted to its convention), as `bnkit tune` prints them. Returns
+ * false, with pytorch and keras empty, when x does not make a valid training configuration. */
+bool bnk__tune_best_lines(const bnk_study_config *cfg, const bnk_point *x, char *command,
+                          size_t csize, char *pytorch, size_t psize, char *keras, size_t ksize);
+
 /* Prints the best `top` complete trials, the counts per state, and the best configuration as a
  * `bnkit train` command and as PyTorch/Keras BN arguments. Returns the best trial or NULL. */
 const bnk_trial *bnk__tune_print_summary(FILE *f, const bnk_study_config *cfg,
