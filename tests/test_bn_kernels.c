@@ -1,22 +1,32 @@
 /* Every compiled kernel against the reference kernel, through the public API, on awkward shapes
  * (N = 2, C = 1, C not a multiple of any vector width or of the channel block, H*W = 1, large
- * H*W, shapes large enough to run threaded) in every layout and every case of bn_cases.h. */
+ * H*W, shapes large enough to run threaded) in every layout and every case of bn_cases.h; then
+ * with other OpenMP team sizes on shapes that take each way of sharing work between threads,
+ * and in place (y = x, dx = dy). */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bn_cases.h"
 
+enum { MAX_C = 640 };
+
 typedef struct outputs {
-    float *y, *dx, *yi, rm[80], rv[80], dg[80], db[80];
-    double saved[BNK_BN_SAVED_FIELDS * 80];
+    float *y, *dx, *yi, rm[MAX_C], rv[MAX_C], dg[MAX_C], db[MAX_C];
+    double saved[BNK_BN_SAVED_FIELDS * MAX_C];
 } outputs;
 
 typedef struct inputs {
     bnk_bn_shape shape;
     size_t numel;
-    float *x, *dy, gamma[80], beta[80], rm[80], rv[80];
+    float *x, *dy, gamma[MAX_C], beta[MAX_C], rm[MAX_C], rv[MAX_C];
 } inputs;
+
+/* When g_nteams > 0, check_shape runs the optimised kernels once per OpenMP team size
+ * g_teams[i] (the reference once), with non-temporal stores on every output and in place too. */
+static const int *g_teams;
+static size_t g_nteams;
 
 /* Runs forward_train, backward (given the mask source y_mask, so that every kernel sees the
  * same ReLU mask) and forward_infer with kernel `name`. */
@@ -114,11 +124,49 @@ static void compare(const char *kernel, const bnk_case *tc, const inputs *in, co
     free(tmp);
 }
 
+/* The kernel selected last, in place: y = x and dx = dy must give bit for bit what the
+ * out-of-place call in `got` gave (every thread reads its values before any are written). */
+static void check_inplace(const char *name, const bnk_case *tc, const inputs *in,
+                          const float *y_mask, const outputs *got) {
+    const size_t C = (size_t)in->shape.c, n = in->numel;
+    float *buf = malloc(n * sizeof(float));
+    static float rm[MAX_C], rv[MAX_C], dg[MAX_C], db[MAX_C];
+    static double saved[BNK_BN_SAVED_FIELDS * MAX_C];
+    assert_non_null(buf);
+    memcpy(buf, in->x, n * sizeof(float));
+    memcpy(rm, in->rm, C * sizeof(float));
+    memcpy(rv, in->rv, C * sizeof(float));
+    assert_int_equal(bnk_bn_forward_train(&tc->cfg, &in->shape, tc->step, buf, saved, rm, rv, buf,
+                                          in->gamma, in->beta),
+                     BNK_OK);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&buf[i], &got->y[i], sizeof(float)) != 0)
+            fail_msg("%s in place, %s: y[%zu] = %.9g, out of place %.9g", name, tc->name, i, buf[i],
+                     got->y[i]);
+    memcpy(buf, in->dy, n * sizeof(float));
+    assert_int_equal(bnk_bn_backward(&tc->cfg, &in->shape, buf, dg, db, buf, in->x, y_mask,
+                                     in->gamma, got->saved),
+                     BNK_OK);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&buf[i], &got->dx[i], sizeof(float)) != 0)
+            fail_msg("%s in place, %s: dx[%zu] = %.9g, out of place %.9g", name, tc->name, i,
+                     buf[i], got->dx[i]);
+    memcpy(buf, in->x, n * sizeof(float));
+    assert_int_equal(
+        bnk_bn_forward_infer(&tc->cfg, &in->shape, buf, buf, in->gamma, in->beta, in->rm, in->rv),
+        BNK_OK);
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&buf[i], &got->yi[i], sizeof(float)) != 0)
+            fail_msg("%s in place, %s: inference y[%zu] = %.9g, out of place %.9g", name, tc->name,
+                     i, buf[i], got->yi[i]);
+    free(buf);
+}
+
 static void check_shape(bnk_layout layout, int64_t n, int64_t c, int64_t h, int64_t w,
                         const bnk_case *cases, size_t ncases) {
     inputs in = {.shape = {layout, n, c, h, w}};
     assert_int_equal(bnk_bn_shape_validate(&in.shape), BNK_OK);
-    assert_true(c <= 80);
+    assert_true(c <= MAX_C);
     in.numel = bnk_bn_shape_numel(&in.shape);
     bnk__bn_dims d = bnk__bn_dims_of(&in.shape);
     double *xd = malloc(2 * in.numel * sizeof(double));
@@ -137,17 +185,24 @@ static void check_shape(bnk_layout layout, int64_t n, int64_t c, int64_t h, int6
     }
     bnk_case_fill_running((size_t)c, in.rm, in.rv);
 
-    outputs ref, got;
+    static outputs ref, got; /* static: ~50 KiB each */
     outputs_alloc(&ref, in.numel);
     outputs_alloc(&got, in.numel);
+    const int team0 = omp_get_max_threads();
+    const size_t nteams = g_nteams ? g_nteams : 1;
     for (size_t t = 0; t < ncases; t++) {
         run("ref", &cases[t], &in, NULL, &ref);
-        for (int k = 0; k < bnk_bn_kernel_count(); k++) {
-            const char *name = bnk_bn_kernel_at(k);
-            if (strcmp(name, "ref") == 0) continue;
-            run(name, &cases[t], &in, ref.y, &got);
-            compare(name, &cases[t], &in, &ref, &got);
+        for (size_t i = 0; i < nteams; i++) {
+            if (g_nteams) omp_set_num_threads(g_teams[i]);
+            for (int k = 0; k < bnk_bn_kernel_count(); k++) {
+                const char *name = bnk_bn_kernel_at(k);
+                if (strcmp(name, "ref") == 0) continue;
+                run(name, &cases[t], &in, ref.y, &got);
+                compare(name, &cases[t], &in, &ref, &got);
+                if (g_nteams) check_inplace(name, &cases[t], &in, ref.y, &got);
+            }
         }
+        omp_set_num_threads(team0);
     }
     outputs_free(&ref);
     outputs_free(&got);
@@ -178,9 +233,37 @@ static void test_kernels_match_reference(void **state) {
     }
 }
 
+/* Team sizes other than the machine's on shapes that take each way the SIMD kernels share work
+ * (src/bn/simd/bn_sweep_impl.h): whole channels, channels split over threads (alone, as
+ * leftovers, in two groups), inference over values, interleaved by blocks and by rows (with
+ * several channel groups), tall NC; with non-temporal stores, and in place too. */
+static void test_threading_splits(void **state) {
+    (void)state;
+    bnk_case cases[64];
+    size_t ncases = bnk_cases(cases, 64);
+    static const int teams[] = {1, 3, 4, 10};
+    g_teams = teams;
+    g_nteams = sizeof teams / sizeof teams[0];
+    bnk__bn_set_stream_limit(1); /* non-temporal stores on every output, as for huge tensors */
+    check_shape(BNK_LAYOUT_NCHW, 2, 1, 200, 170, cases, ncases); /* C = 1: split */
+    check_shape(BNK_LAYOUT_NCHW, 2, 7, 100, 90, cases, ncases);  /* whole + leftovers */
+    check_shape(BNK_LAYOUT_NCHW, 2, 9, 200, 100, cases, ncases); /* 9 leftovers of 10 */
+    check_shape(BNK_LAYOUT_NCHW, 1, 2, 200, 170, cases, ncases); /* few planes */
+    check_shape(BNK_LAYOUT_NCHW, 8, 150, 5, 7, cases, ncases);   /* planar channel groups */
+    check_shape(BNK_LAYOUT_NHWC, 2, 1, 200, 170, cases, ncases); /* one block: rows */
+    check_shape(BNK_LAYOUT_NHWC, 4, 70, 30, 31, cases, ncases);  /* 2 blocks */
+    check_shape(BNK_LAYOUT_NHWC, 2, 600, 7, 9, cases, ncases);   /* 3 channel groups */
+    check_shape(BNK_LAYOUT_NC, 20000, 3, 1, 1, cases, ncases);   /* tall, narrow */
+    check_shape(BNK_LAYOUT_NC, 256, 128, 1, 1, cases, ncases);   /* issue 5's E */
+    check_shape(BNK_LAYOUT_NC, 100, 600, 1, 1, cases, ncases);
+    bnk__bn_set_stream_limit(0);
+    g_nteams = 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_match_reference),
+        cmocka_unit_test(test_threading_splits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bn/bn_internal.h"
 #include "core/internal.h"
@@ -120,18 +121,83 @@ bnk__bn_dims bnk__bn_dims_of(const bnk_bn_shape *shape) {
     return d;
 }
 
+/* ---- Non-temporal store threshold -------------------------------------------------------- */
+
+static _Atomic size_t stream_limit; /* 0 until decided */
+
+size_t bnk__bn_stream_limit(void) {
+    size_t v = atomic_load_explicit(&stream_limit, memory_order_relaxed);
+    if (!v) {
+#ifdef _SC_LEVEL3_CACHE_SIZE /* glibc */
+        const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#else
+        const long l3 = 0;
+#endif
+        v = l3 > 0 ? (size_t)l3 / 2 : (size_t)16 << 20;
+        atomic_store_explicit(&stream_limit, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+void bnk__bn_set_stream_limit(size_t bytes) {
+    atomic_store_explicit(&stream_limit, bytes, memory_order_relaxed);
+}
+
 /* ---- Kernel dispatch --------------------------------------------------------------------- */
 
-/* The reference first, then the optimised kernels; the last entry is the default. */
-static const bnk__bn_kernels *const kernel_table[] = {&bnk__bn_kernels_ref, &bnk__bn_kernels_opt};
-enum { KERNEL_COUNT = sizeof kernel_table / sizeof kernel_table[0] };
+/* CPU checks for the explicit-SIMD kernels. __builtin_cpu_supports also checks that the OS
+ * saves the wide registers (XCR0), so a kernel is never used where its instructions would trap. */
+#if defined(BNK_HAVE_AVX2)
+static int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+#if defined(BNK_HAVE_AVX512)
+static int cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma");
+}
+#endif
 
-/* -1 until the first use picks the default (or BNK_ARCH's choice). */
+typedef struct kernel_entry {
+    const bnk__bn_kernels *kernels;
+    int (*usable)(void); /* NULL: runs everywhere */
+} kernel_entry;
+
+/* The reference first, then the optimised kernels from the most portable to the fastest: the
+ * default is the last one that this CPU can run. */
+static const kernel_entry kernel_table[] = {
+    {&bnk__bn_kernels_ref, NULL},
+    {&bnk__bn_kernels_opt, NULL},
+#if defined(BNK_HAVE_AVX2)
+    {&bnk__bn_kernels_avx2, cpu_has_avx2},
+#endif
+#if defined(BNK_HAVE_AVX512)
+    {&bnk__bn_kernels_avx512, cpu_has_avx512},
+#endif
+};
+enum { KERNEL_TABLE_SIZE = sizeof kernel_table / sizeof kernel_table[0] };
+
+/* Index into kernel_table; -1 until the first use picks the default (or BNK_ARCH's choice). */
 static _Atomic int kernel_current = -1;
 
+static int kernel_usable(int i) {
+    return !kernel_table[i].usable || kernel_table[i].usable();
+}
+
+/* The table index of the i-th usable kernel, or -1. */
+static int kernel_usable_at(int i) {
+    for (int k = 0; k < KERNEL_TABLE_SIZE; k++)
+        if (kernel_usable(k) && i-- == 0) return k;
+    return -1;
+}
+
 static int kernel_find(const char *name) {
-    for (int i = 0; i < KERNEL_COUNT; i++)
-        if (strcmp(kernel_table[i]->name, name) == 0) return i;
+    for (int i = 0; i < KERNEL_TABLE_SIZE; i++)
+        if (strcmp(kernel_table[i].kernels->name, name) == 0 && kernel_usable(i)) return i;
     return -1;
 }
 
@@ -140,24 +206,31 @@ static const bnk__bn_kernels *kernel_active(void) {
     if (k < 0) {
         const char *env = getenv("BNK_ARCH");
         k = env && *env ? kernel_find(env) : -1;
-        if (k < 0) k = KERNEL_COUNT - 1; /* unknown names fall back to the default */
+        /* unknown or unusable names fall back to the default (the library does not print) */
+        for (int i = KERNEL_TABLE_SIZE - 1; k < 0 && i >= 0; i--)
+            if (kernel_usable(i)) k = i;
         atomic_store(&kernel_current, k);
     }
-    return kernel_table[k];
+    return kernel_table[k].kernels;
 }
 
 int bnk_bn_kernel_count(void) {
-    return KERNEL_COUNT;
+    int n = 0;
+    for (int k = 0; k < KERNEL_TABLE_SIZE; k++) n += kernel_usable(k);
+    return n;
 }
 
 const char *bnk_bn_kernel_at(int i) {
-    return i >= 0 && i < KERNEL_COUNT ? kernel_table[i]->name : NULL;
+    const int k = i >= 0 ? kernel_usable_at(i) : -1;
+    return k >= 0 ? kernel_table[k].kernels->name : NULL;
 }
 
 bnk_status bnk_bn_kernel_select(const char *name) {
     if (!name) return bnk__fail(BNK_ERR_NULL, "kernel name is NULL");
     int k = kernel_find(name);
-    if (k < 0) return bnk__fail(BNK_ERR_UNSUPPORTED, "no BN kernel named '%s' in this build", name);
+    if (k < 0)
+        return bnk__fail(BNK_ERR_UNSUPPORTED,
+                         "no BN kernel named '%s' in this build that this CPU can run", name);
     atomic_store(&kernel_current, k);
     return BNK_OK;
 }

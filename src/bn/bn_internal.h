@@ -36,6 +36,10 @@ typedef struct bnk__bn_kernels {
 
 extern const bnk__bn_kernels bnk__bn_kernels_ref;
 extern const bnk__bn_kernels bnk__bn_kernels_opt;
+/* Explicit-SIMD kernels (src/bn/avx2, src/bn/avx512), compiled when CMake finds the compiler
+ * flags (BNK_HAVE_AVX2, BNK_HAVE_AVX512) and used only where the CPU has the instructions. */
+extern const bnk__bn_kernels bnk__bn_kernels_avx2;
+extern const bnk__bn_kernels bnk__bn_kernels_avx512;
 
 /* The per-channel scalar part of the training forward (DESIGN §2 steps 2-4), shared by every
  * kernel so that they differ only in how they sweep the data. Given the batch mean and biased
@@ -45,6 +49,12 @@ extern const bnk__bn_kernels bnk__bn_kernels_opt;
 void bnk__bn_channel_forward(const bnk_bn_config *cfg, double m, int64_t step, double batch_mean,
                              double batch_var, float *running_mean_c, float *running_var_c,
                              double *saved, size_t C, size_t c);
+
+/* The same for channels [c0, c0 + count): batch_mean[j], batch_var[j] are channel c0 + j's. */
+void bnk__bn_channels_forward(const bnk_bn_config *cfg, double m, int64_t step, size_t count,
+                              const double *batch_mean, const double *batch_var,
+                              float *running_mean, float *running_var, double *saved, size_t C,
+                              size_t c0);
 
 /* Per-channel backward coefficients: with g = dy masked by ReLU, sum_g = sum(g) and
  * sum_gxh = sum(g*(x - center)*inv_std) over the channel's m values,
@@ -58,6 +68,21 @@ bnk__bn_grad_coef bnk__bn_channel_backward(const bnk_bn_config *cfg, double m, d
                                            const double *saved, size_t C, size_t c, double sum_g,
                                            double sum_gxh);
 
+/* Float coefficients of the training output pass y = a*(x - cx) + b for channel c, from the
+ * saved fields that bnk__bn_channel_forward wrote: cx is the centre rounded to float and b
+ * absorbs that rounding, so channels with |mean| >> std do not cancel catastrophically. */
+void bnk__bn_train_coef(const bnk_bn_config *cfg, const double *saved, size_t C, size_t c,
+                        const float *gamma, const float *beta, float *a, float *cx, float *b);
+
+/* Float coefficients of the backward output pass dx = kg*g + kx*(x - mx) + k0 (mx is the batch
+ * mean rounded to float, k0 absorbs the rounding). */
+void bnk__bn_grad_coef_f32(const bnk__bn_grad_coef *k, double batch_mean, float *kg, float *kx,
+                           float *mx, float *k0);
+
+/* Float coefficients of the inference pass y = a*(x - running_mean[c]) + b. */
+void bnk__bn_infer_coef(const bnk_bn_config *cfg, size_t c, const float *gamma, const float *beta,
+                        const float *running_var, float *a, float *b);
+
 /* Reference kernels in double precision on double data, for finite-difference tests. Same
  * contracts as the float versions; running statistics stay float. */
 void bnk__bn_ref_forward_train_f64(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_t step,
@@ -67,6 +92,12 @@ void bnk__bn_ref_forward_train_f64(const bnk_bn_config *cfg, const bnk__bn_dims 
 void bnk__bn_ref_backward_f64(const bnk_bn_config *cfg, const bnk__bn_dims *d, double *dx,
                               double *dgamma, double *dbeta, const double *dy, const double *x,
                               const double *y, const double *gamma, const double *saved);
+
+/* Outputs larger than this many bytes are written with non-temporal stores by the kernels that
+ * stream (avx2, avx512): half the last-level cache (sysconf), 16 MiB when unknown. Tests set it
+ * (1: stream everything; 0: back to the default) to reach those paths on small shapes. */
+size_t bnk__bn_stream_limit(void);
+void bnk__bn_set_stream_limit(size_t bytes);
 
 /* Converts a shape validated by bnk_bn_shape_validate. */
 bnk__bn_dims bnk__bn_dims_of(const bnk_bn_shape *shape);

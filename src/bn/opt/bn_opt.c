@@ -20,29 +20,6 @@ enum {
     OPT_ROW_CHUNK = 256         /* rows per task in the interleaved inference sweep  */
 };
 
-/* Float coefficients of the output pass y = a*(x - cx) + b for channel c of a training step. */
-static void output_coef(const bnk_bn_config *cfg, const double *saved, size_t C, size_t c,
-                        const float *gamma, const float *beta, float *a, float *cx, float *b) {
-    const double center = saved[BNK_SAVED_CENTER * C + c];
-    const double g = cfg->scale ? (double)gamma[c] : 1.0;
-    const double scale = g * saved[BNK_SAVED_INV_STD * C + c] * saved[BNK_SAVED_RENORM_R * C + c];
-    const float cxf = (float)center;
-    *a = (float)scale;
-    *cx = cxf;
-    *b = (float)(scale * ((double)cxf - center) + g * saved[BNK_SAVED_RENORM_D * C + c] +
-                 (cfg->center ? (double)beta[c] : 0.0));
-}
-
-/* Float coefficients of the backward output pass dx = kg*g + kx*(x - mx) + k0. */
-static void grad_coef(const bnk__bn_grad_coef *k, double batch_mean, float *kg, float *kx,
-                      float *mx, float *k0) {
-    const float mxf = (float)batch_mean;
-    *kg = (float)k->scale_g;
-    *kx = (float)k->scale_x;
-    *mx = mxf;
-    *k0 = (float)(k->shift + k->scale_x * ((double)mxf - batch_mean));
-}
-
 static inline float relu_if(int on, float v) {
     return on ? (v > 0.0f ? v : 0.0f) : v;
 }
@@ -75,7 +52,7 @@ static void train_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_
         bnk__bn_channel_forward(cfg, (double)m, step, mean, sq / (double)m, &running_mean[c],
                                 &running_var[c], saved, C, c);
         float a, cx, b;
-        output_coef(cfg, saved, C, c, gamma, beta, &a, &cx, &b);
+        bnk__bn_train_coef(cfg, saved, C, c, gamma, beta, &a, &cx, &b);
         for (size_t n = 0; n < d->n; n++) {
             const float *xp = x + (n * C + c) * hw;
             float *yp = y + (n * C + c) * hw;
@@ -113,7 +90,7 @@ static void train_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d, i
         for (size_t j = 0; j < nb; j++) {
             bnk__bn_channel_forward(cfg, (double)rows, step, mean[j], sq[j] / (double)rows,
                                     &running_mean[c0 + j], &running_var[c0 + j], saved, C, c0 + j);
-            output_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
+            bnk__bn_train_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
         }
         for (size_t r = 0; r < rows; r++) {
             const float *xr = x + r * C + c0;
@@ -135,13 +112,6 @@ static void opt_forward_train(const bnk_bn_config *cfg, const bnk__bn_dims *d, i
 
 /* ---- Inference forward ------------------------------------------------------------------- */
 
-static void infer_coef(const bnk_bn_config *cfg, size_t c, const float *gamma, const float *beta,
-                       const float *running_var, float *a, float *b) {
-    const double g = cfg->scale ? (double)gamma[c] : 1.0;
-    *a = (float)(g / sqrt((double)running_var[c] + cfg->eps));
-    *b = cfg->center ? beta[c] : 0.0f;
-}
-
 static void opt_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
                               const float *x, const float *gamma, const float *beta,
                               const float *running_mean, const float *running_var) {
@@ -153,7 +123,7 @@ static void opt_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, f
         for (size_t p = 0; p < planes; p++) {
             const size_t c = p % C;
             float a, b;
-            infer_coef(cfg, c, gamma, beta, running_var, &a, &b);
+            bnk__bn_infer_coef(cfg, c, gamma, beta, running_var, &a, &b);
             const float mu = running_mean[c];
             const float *xp = x + p * hw;
             float *yp = y + p * hw;
@@ -171,7 +141,7 @@ static void opt_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, f
             const size_t nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
             float a[OPT_BLOCK], b[OPT_BLOCK];
             for (size_t j = 0; j < nb; j++)
-                infer_coef(cfg, c0 + j, gamma, beta, running_var, &a[j], &b[j]);
+                bnk__bn_infer_coef(cfg, c0 + j, gamma, beta, running_var, &a[j], &b[j]);
             const float *mu = running_mean + c0;
             for (size_t r = r0; r < r1; r++) {
                 const float *xr = x + r * C + c0;
@@ -213,7 +183,7 @@ static void backward_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, flo
             bnk__bn_channel_backward(cfg, (double)m, cfg->scale ? (double)gamma[c] : 1.0, saved, C,
                                      c, sum_g, sum_gx * saved[BNK_SAVED_INV_STD * C + c]);
         float kg, kx, mx, k0;
-        grad_coef(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg, &kx, &mx, &k0);
+        bnk__bn_grad_coef_f32(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg, &kx, &mx, &k0);
         for (size_t n = 0; n < d->n; n++) {
             const size_t base = (n * C + c) * hw;
 #pragma omp simd
@@ -253,7 +223,8 @@ static void backward_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d
             bnk__bn_grad_coef k = bnk__bn_channel_backward(
                 cfg, (double)rows, cfg->scale ? (double)gamma[c] : 1.0, saved, C, c, sum_g[j],
                 sum_gx[j] * saved[BNK_SAVED_INV_STD * C + c]);
-            grad_coef(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg[j], &kx[j], &mx[j], &k0[j]);
+            bnk__bn_grad_coef_f32(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg[j], &kx[j], &mx[j],
+                                  &k0[j]);
             if (cfg->scale && dgamma) dgamma[c] = (float)((double)dgamma[c] + k.dgamma);
             if (cfg->center && dbeta) dbeta[c] = (float)((double)dbeta[c] + k.dbeta);
         }

@@ -1,0 +1,785 @@
+/* The threaded sweeps of the explicit-SIMD BN kernels (avx2, avx512). This file is a template:
+ * an ISA file (src/bn/avx512/bn_avx512.c, src/bn/avx2/bn_avx2.c) defines the vector primitives
+ * below as static functions, compiled with its own -m flags, then includes this file once and
+ * builds its kernel table from sw_forward_train, sw_forward_infer and sw_backward. The
+ * per-channel scalar math is bn_channel.c's, as in every kernel; this file decides who sweeps
+ * which values, in what order, and how partial results meet.
+ *
+ * Primitives the ISA file provides. "runs": nruns runs of len contiguous floats, the first at
+ * the pointer and each next one `stride` floats further (planar layout). "rows": nrows rows of
+ * nc contiguous floats, `ld` floats apart (interleaved layout); nc <= SW_CB for the sums.
+ *
+ *   k_sums_runs(x, nruns, len, stride, K, *s1, *s2)      s1 = sum(x-K), s2 = sum((x-K)^2)
+ *   k_affine_runs(y, x, nruns, len, stride, a, c, b, relu, nt)
+ *                                    y = a*(x-c) + b, then max(y,0); nt: non-temporal stores
+ *   k_gsums_runs(dy, x, y, nruns, len, stride, ctr, *sg, *sgx)
+ *                                    g = dy masked by y > 0 when y != NULL;
+ *                                    sg = sum(g), sgx = sum(g*(x-ctr))
+ *   k_gout_runs(dx, dy, x, y, nruns, len, stride, kg, kx, mx, k0, nt)
+ *                                    dx = kg*g + kx*(x-mx) + k0
+ *   k_sums_rows(x, nrows, ld, nc, K[nc], s1[nc], s2[nc]) per column, written (not added)
+ *   k_affine_rows(y, x, nrows, ld, nc, a[nc], c[nc], b[nc], relu, nt)
+ *   k_gsums_rows(dy, x, y, nrows, ld, nc, ctr[nc], sg[nc], sgx[nc])   written (not added)
+ *   k_gout_rows(dx, dy, x, y, nrows, ld, nc, kg[nc], kx[nc], mx[nc], k0[nc], nt)
+ *
+ * Statistics. Each channel's values are cut into chunks of at most SW_CHUNK values (planar) or
+ * SW_TILE_ROWS rows (interleaved). A chunk is summed in one pass in double about a shift K, the
+ * chunk's first value: s1 = sum(x-K), s2 = sum((x-K)^2), so the chunk's mean is K + s1/n and
+ * its squared deviations M2 = s2 - s1^2/n. Because K is one of the chunk's values,
+ * (K - mean)^2 <= M2, so s2 <= (n+1)*M2 and the cancellation costs at most log10(n+1) digits
+ * of double precision (about 3.6 for n = 4096), leaving ~1e-12 relative: the same accuracy as
+ * the reference's two passes over the data, in one pass, and with one read of each value.
+ * Chunks, and the partial statistics of threads, meet with the parallel-variance formula of
+ * Chan, Golub and LeVeque (n, mean, M2), the merge DESIGN.md states for synchronised BN, always
+ * in the same order, so results do not depend on timing. Backward needs no shift: its sums are
+ * taken about the saved centre, in double.
+ *
+ * Threads (OpenMP; no allocation, no locks). With T threads:
+ *   planar      channels [0, C - C%T) are shared out whole, one thread per channel, so each
+ *               channel's data is summed and then written while it is still in cache. Small
+ *               channels (H*W small, as in (32,2048,7,7)) go in groups that fit SW_CACHE_BYTES,
+ *               swept image by image so that memory is read in long sequential runs instead of
+ *               N short ones per channel. The C%T remaining channels (all of them when C < T)
+ *               are swept by every thread, each over its own slice of the channel's m values,
+ *               when m >= SW_SPLIT_MIN; the partial statistics meet after a barrier. Inference
+ *               splits planes (or, with fewer planes than 4T, values).
+ *   interleaved by channels when there are enough SW_CB-channel blocks to go round evenly and
+ *               a block's rows fit SW_CACHE_BYTES (no barrier); otherwise (tensors larger than
+ *               the caches, few channels, tall NC) every thread streams a slice of the rows, and
+ *               each group of channels' partial statistics meet after a barrier.
+ *               Channel groups are SW_GROUP wide: few barriers, and rows read in long runs.
+ * Scratch: partial results live on each thread's own stack, in fixed sizes (SW_SPLIT_GROUP
+ * channel triples; or a SW_GROUP-channel group's partials and coefficients, ~24 KiB at most);
+ * threads publish a pointer to theirs in a fixed array of SW_MAX_THREADS pointers on the
+ * calling thread's stack, read by the others after a barrier. Teams larger than SW_MAX_THREADS
+ * are capped. The per-channel steps run vectorised over a group of channels
+ * (bn_channel_impl.h). Calls smaller than SW_PAR_MIN values stay on
+ * the calling thread. */
+#include <math.h>
+#include <omp.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bn/bn_channel_impl.h"
+#include "bn/bn_internal.h"
+
+enum {
+    SW_CHUNK = 4096,       /* planar values summed about one shift                        */
+    SW_TILE_ROWS = 64,     /* interleaved rows per chunk (tile of rows x SW_CB channels)   */
+    SW_CB = 64,            /* interleaved channels per block                              */
+    SW_GROUP = 512,        /* widest interleaved channel group (stack scratch 8 KiB)      */
+    SW_PGROUP = 64,        /* most planar channels swept together                          */
+    SW_INFER_GROUP = 1024, /* channels per inference coefficient group                    */
+    SW_SPLIT_GROUP = 8,    /* planar channels split across threads at a time              */
+    SW_MAX_THREADS = 256   /* largest team the kernels use                                */
+};
+#define SW_PAR_MIN        ((size_t)1 << 16)   /* values below which one thread does everything  */
+#define SW_SPLIT_MIN      ((size_t)1 << 14)   /* channel size from which a channel is split      */
+#define SW_CACHE_BYTES    ((size_t)256 << 10) /* data a thread revisits: a quarter of a 1 MiB L2 */
+#define SW_PREFETCH_BYTES ((size_t)512 << 10) /* channels up to this size prefetch the next    */
+
+static inline size_t sw_min(size_t a, size_t b) {
+    return a < b ? a : b;
+}
+
+/* p + c, or NULL for a NULL p (gamma, beta when their flag is off). */
+static inline const float *sw_at(const float *p, size_t c) {
+    return p ? p + c : NULL;
+}
+
+/* Whether the output (of `bytes`) of a training forward or backward is written with non-temporal
+ * stores: when it is larger than bnk__bn_stream_limit() (half the last-level cache) it would not
+ * stay in cache anyway, and streaming it saves the read-for-ownership of each line (4 of the 12
+ * bytes per element a forward otherwise moves) while the statistics pass reads. Smaller outputs
+ * stay in cache for the next layer. Short runs (planar channel groups) and inference do not
+ * stream: on the machine of docs/PERFORMANCE.md that measured slower. */
+static int sw_stream(size_t bytes) {
+    return bytes > bnk__bn_stream_limit();
+}
+
+/* ---- Threads ------------------------------------------------------------------------------ */
+
+/* Team size to ask for: 1 for small calls, else OpenMP's, capped so that every thread gets at
+ * least SW_PAR_MIN/2 values. The team actually granted may be smaller (nesting, limits); the
+ * bodies share work by omp_get_num_threads(). */
+static int sw_threads(size_t numel) {
+    if (numel < SW_PAR_MIN) return 1;
+    size_t t = (size_t)omp_get_max_threads(), cap = numel / (SW_PAR_MIN / 2);
+    if (t > cap) t = cap;
+    if (t > SW_MAX_THREADS) t = SW_MAX_THREADS;
+    return t < 1 ? 1 : (int)t;
+}
+
+typedef void (*sw_body_fn)(void *ctx, size_t tid, size_t nt);
+
+static void sw_run(int nt, sw_body_fn body, void *ctx) {
+    if (nt <= 1) {
+        body(ctx, 0, 1);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    body(ctx, (size_t)omp_get_thread_num(), (size_t)omp_get_num_threads());
+}
+
+/* [lo, hi) of thread tid's share of n items. */
+static inline void sw_share(size_t n, size_t tid, size_t nt, size_t *lo, size_t *hi) {
+    *lo = n * tid / nt;
+    *hi = n * (tid + 1) / nt;
+}
+
+/* ---- Statistics ---------------------------------------------------------------------------- */
+
+typedef struct sw_stat {
+    double n, mean, m2; /* count, mean, sum of squared deviations from the mean */
+} sw_stat;
+
+/* The shift for a chunk: its first value, or 0 when that is not finite (so that an infinite
+ * value makes the mean infinite, as in the reference, rather than NaN). */
+static inline double sw_shift(float v) {
+    return isfinite(v) ? (double)v : 0.0;
+}
+
+/* Chan et al.: merges the statistics (nb, mean_b, m2_b) into *a. */
+static inline void sw_merge(sw_stat *a, double nb, double mean_b, double m2_b) {
+    if (nb == 0.0) return;
+    if (a->n == 0.0) {
+        a->n = nb;
+        a->mean = mean_b;
+        a->m2 = m2_b;
+        return;
+    }
+    const double n = a->n + nb, delta = mean_b - a->mean, f = nb / n;
+    a->mean += delta * f;
+    a->m2 += m2_b + delta * delta * a->n * f;
+    a->n = n;
+}
+
+/* Mean and M2 of a chunk of nb values from its shifted sums. M2 cannot be negative; rounding
+ * could make it so when all values are nearly equal (NaN is kept). */
+static inline void sw_chunk(double nb, double K, double s1, double s2, double *mean, double *m2) {
+    const double q = s1 / nb;
+    double v = s2 - s1 * q;
+    *mean = K + q;
+    *m2 = v < 0.0 ? 0.0 : v;
+}
+
+/* ---- Planar spans -------------------------------------------------------------------------- */
+
+/* The values [j, j1) of channel c (j = n*hw + s) as spans: nruns runs of len floats, the first
+ * at element off, the next ones C*hw apart. A span holds at most max(cap, hw) values: whole
+ * runs are grouped up to cap values, a run longer than cap is cut into pieces of cap. */
+typedef struct sw_span {
+    size_t off, nruns, len;
+} sw_span;
+
+static inline int sw_span_next(const bnk__bn_dims *d, size_t c, size_t *j, size_t j1, size_t cap,
+                               sw_span *sp) {
+    const size_t hw = d->hw;
+    if (*j >= j1) return 0;
+    const size_t n = *j / hw, s = *j % hw;
+    sp->off = (n * d->c + c) * hw + s;
+    if (s == 0 && hw <= cap && j1 - *j >= hw) {
+        const size_t runs = (j1 - *j) / hw, most = cap / hw;
+        sp->nruns = runs < most ? runs : most;
+        sp->len = hw;
+    } else {
+        sp->nruns = 1;
+        sp->len = sw_min(sw_min(hw - s, j1 - *j), cap);
+    }
+    *j += sp->nruns * sp->len;
+    return 1;
+}
+
+/* Statistics of values [j0, j1) of planar channel c. */
+static sw_stat sw_planar_stats(const float *x, const bnk__bn_dims *d, size_t c, size_t j0,
+                               size_t j1) {
+    sw_stat st = {0.0, 0.0, 0.0};
+    const size_t stride = d->c * d->hw;
+    sw_span sp;
+    size_t j = j0;
+    while (sw_span_next(d, c, &j, j1, SW_CHUNK, &sp)) {
+        const double K = sw_shift(x[sp.off]), nb = (double)(sp.nruns * sp.len);
+        double s1, s2, mean, m2;
+        k_sums_runs(x + sp.off, sp.nruns, sp.len, stride, K, &s1, &s2);
+        sw_chunk(nb, K, s1, s2, &mean, &m2);
+        sw_merge(&st, nb, mean, m2);
+    }
+    return st;
+}
+
+/* Output pass over values [j0, j1) of planar channel c; pf > 0 prefetches the values pf floats
+ * on (the next channel's, when that is hw). */
+static void sw_planar_affine(float *y, const float *x, const bnk__bn_dims *d, size_t c, size_t j0,
+                             size_t j1, float a, float cx, float b, int relu, int nt, size_t pf) {
+    const size_t stride = d->c * d->hw;
+    sw_span sp;
+    size_t j = j0;
+    while (sw_span_next(d, c, &j, j1, SIZE_MAX, &sp))
+        k_affine_runs(y + sp.off, x + sp.off, sp.nruns, sp.len, stride, a, cx, b, relu, nt, pf);
+}
+
+static void sw_planar_gsums(const float *dy, const float *x, const float *y, const bnk__bn_dims *d,
+                            size_t c, size_t j0, size_t j1, double center, double *sg,
+                            double *sgx) {
+    const size_t stride = d->c * d->hw;
+    sw_span sp;
+    size_t j = j0;
+    double g = 0.0, gx = 0.0;
+    while (sw_span_next(d, c, &j, j1, SIZE_MAX, &sp)) {
+        double a, b;
+        k_gsums_runs(dy + sp.off, x + sp.off, y ? y + sp.off : NULL, sp.nruns, sp.len, stride,
+                     center, &a, &b);
+        g += a;
+        gx += b;
+    }
+    *sg = g;
+    *sgx = gx;
+}
+
+static void sw_planar_gout(float *dx, const float *dy, const float *x, const float *y,
+                           const bnk__bn_dims *d, size_t c, size_t j0, size_t j1, float kg,
+                           float kx, float mx, float k0, int nt, size_t pf) {
+    const size_t stride = d->c * d->hw;
+    sw_span sp;
+    size_t j = j0;
+    while (sw_span_next(d, c, &j, j1, SIZE_MAX, &sp))
+        k_gout_runs(dx + sp.off, dy + sp.off, x + sp.off, y ? y + sp.off : NULL, sp.nruns, sp.len,
+                    stride, kg, kx, mx, k0, nt, pf);
+}
+
+/* ---- Interleaved tiles --------------------------------------------------------------------- */
+
+/* Statistics of rows [r0, r1) for channels [c0, c0 + nc) of an interleaved tensor with C
+ * channels: mean[nc], m2[nc] (count r1 - r0), swept in tiles of SW_TILE_ROWS x SW_CB. */
+static void sw_rows_stats(const float *x, size_t C, size_t c0, size_t nc, size_t r0, size_t r1,
+                          double *mean, double *m2) {
+    double K[SW_CB], s1[SW_CB], s2[SW_CB];
+    double n = 0.0;
+    for (size_t j = 0; j < nc; j++) mean[j] = m2[j] = 0.0;
+    for (size_t r = r0; r < r1; r += SW_TILE_ROWS) {
+        const size_t nr = sw_min(SW_TILE_ROWS, r1 - r);
+        const double nb = (double)nr, tot = n + nb, f = nb / tot;
+        for (size_t cb = 0; cb < nc; cb += SW_CB) {
+            const size_t w = sw_min(SW_CB, nc - cb);
+            const float *xt = x + r * C + c0 + cb;
+            for (size_t j = 0; j < w; j++) K[j] = sw_shift(xt[j]);
+            k_sums_rows(xt, nr, C, w, K, s1, s2);
+            double *mu = mean + cb, *q = m2 + cb;
+            for (size_t j = 0; j < w; j++) {
+                double mb, qb;
+                sw_chunk(nb, K[j], s1[j], s2[j], &mb, &qb);
+                if (n == 0.0) {
+                    mu[j] = mb;
+                    q[j] = qb;
+                } else {
+                    const double delta = mb - mu[j];
+                    mu[j] += delta * f;
+                    q[j] += qb + delta * delta * n * f;
+                }
+            }
+        }
+        n = tot;
+    }
+}
+
+/* Backward sums of rows [r0, r1) for channels [c0, c0 + nc): sg[nc], sgx[nc] (written). Tiles of
+ * SW_TILE_ROWS rows keep each tile's lines in cache while its SW_CB-wide blocks are swept. */
+static void sw_rows_gsums(const float *dy, const float *x, const float *y, size_t C, size_t c0,
+                          size_t nc, size_t r0, size_t r1, const double *center, double *sg,
+                          double *sgx) {
+    double a[SW_CB], b[SW_CB];
+    for (size_t j = 0; j < nc; j++) sg[j] = sgx[j] = 0.0;
+    for (size_t r = r0; r < r1; r += SW_TILE_ROWS) {
+        const size_t nr = sw_min(SW_TILE_ROWS, r1 - r);
+        for (size_t cb = 0; cb < nc; cb += SW_CB) {
+            const size_t w = sw_min(SW_CB, nc - cb), off = r * C + c0 + cb;
+            k_gsums_rows(dy + off, x + off, y ? y + off : NULL, nr, C, w, center + cb, a, b);
+            for (size_t j = 0; j < w; j++) {
+                sg[cb + j] += a[j];
+                sgx[cb + j] += b[j];
+            }
+        }
+    }
+}
+
+/* ---- Training forward ---------------------------------------------------------------------- */
+
+typedef struct sw_train_ctx {
+    const bnk_bn_config *cfg;
+    const bnk__bn_dims *d;
+    int64_t step;
+    float *y;
+    double *saved;
+    float *running_mean, *running_var;
+    const float *x, *gamma, *beta;
+    int nt;                     /* write y with non-temporal stores */
+    void *part[SW_MAX_THREADS]; /* per-thread partial results, published before a barrier */
+} sw_train_ctx;
+
+/* A thread's partial statistics of a row-split group (on its own stack, 8 KiB). */
+typedef struct sw_rows_part {
+    double n, mean[SW_GROUP], m2[SW_GROUP];
+} sw_rows_part;
+
+static void sw_train_stats_done(const sw_train_ctx *k, size_t c, double m, const sw_stat *st) {
+    bnk__bn_channel_forward(k->cfg, m, k->step, st->mean, st->m2 / m, &k->running_mean[c],
+                            &k->running_var[c], k->saved, k->d->c, c);
+}
+
+/* Channels [c0, c0 + count) with batch means mean[] and squared deviations m2[] (turned into
+ * variances in place) over m values: steps 2-4 vectorised over the channels, then the output
+ * coefficients a, cx, b [count]. */
+static void sw_train_channels_done(const sw_train_ctx *k, size_t c0, size_t count, double m,
+                                   const double *mean, double *m2, float *a, float *cx, float *b) {
+    const size_t C = k->d->c;
+    for (size_t j = 0; j < count; j++) m2[j] /= m;
+    bnk__bn_channels_forward_impl(k->cfg, m, k->step, count, mean, m2, k->running_mean + c0,
+                                  k->running_var + c0, k->saved + c0, C);
+    bnk__bn_train_coefs_impl(k->cfg, count, k->saved + c0, C, sw_at(k->gamma, c0),
+                             sw_at(k->beta, c0), a, cx, b);
+}
+
+/* How many planar channels to sweep together: as many as fit SW_CACHE_BYTES (bytes per value:
+ * 4 forward, 8 backward), at most SW_PGROUP, and 1 when a run is longer than a chunk (long runs
+ * already read memory sequentially). */
+static size_t sw_planar_group(const bnk__bn_dims *d, size_t bytes) {
+    if (d->hw > SW_CHUNK) return 1;
+    const size_t g = SW_CACHE_BYTES / (d->n * d->hw * bytes);
+    return g < 1 ? 1 : g > SW_PGROUP ? SW_PGROUP : g;
+}
+
+/* Planar channels [c0, c0 + g), each channel whole, swept image by image: for each n, the g
+ * channels' runs are one contiguous stretch of memory. */
+static void sw_train_planar_group(const sw_train_ctx *k, size_t c0, size_t g) {
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, hw = d->hw, N = d->n;
+    sw_stat st[SW_PGROUP];
+    double K[SW_PGROUP], s1[SW_PGROUP], s2[SW_PGROUP];
+    float a[SW_PGROUP], cx[SW_PGROUP], b[SW_PGROUP];
+    size_t cnt = 0;
+    for (size_t i = 0; i < g; i++) st[i] = (sw_stat){0.0, 0.0, 0.0};
+    for (size_t n = 0; n < N; n++) {
+        const float *xn = k->x + (n * C + c0) * hw;
+        if (cnt == 0)
+            for (size_t i = 0; i < g; i++) {
+                K[i] = sw_shift(xn[i * hw]);
+                s1[i] = s2[i] = 0.0;
+            }
+        for (size_t i = 0; i < g; i++) {
+            double u, v;
+            k_sums_runs(xn + i * hw, 1, hw, 0, K[i], &u, &v);
+            s1[i] += u;
+            s2[i] += v;
+        }
+        cnt += hw;
+        if (cnt >= SW_CHUNK || n + 1 == N) {
+            for (size_t i = 0; i < g; i++) {
+                double mean, m2;
+                sw_chunk((double)cnt, K[i], s1[i], s2[i], &mean, &m2);
+                sw_merge(&st[i], (double)cnt, mean, m2);
+            }
+            cnt = 0;
+        }
+    }
+    double mean[SW_PGROUP] = {0}, m2[SW_PGROUP] = {0}; /* only [0, g) is used */
+    for (size_t i = 0; i < g; i++) {
+        mean[i] = st[i].mean;
+        m2[i] = st[i].m2;
+    }
+    sw_train_channels_done(k, c0, g, (double)(N * hw), mean, m2, a, cx, b);
+    for (size_t n = 0; n < N; n++) {
+        const size_t off = (n * C + c0) * hw;
+        for (size_t i = 0; i < g; i++)
+            k_affine_runs(k->y + off + i * hw, k->x + off + i * hw, 1, hw, 0, a[i], cx[i], b[i],
+                          k->cfg->fuse_relu, 0, 0);
+    }
+}
+
+static void sw_train_planar(void *ctx, size_t tid, size_t nt) {
+    sw_train_ctx *k = ctx;
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, m = d->n * d->hw;
+    const int relu = k->cfg->fuse_relu;
+    const size_t whole = (nt > 1 && m >= SW_SPLIT_MIN) ? C - C % nt : C;
+    const size_t G = sw_planar_group(d, sizeof(float));
+    float a, cx, b;
+    size_t lo, hi;
+    sw_share(whole, tid, nt, &lo, &hi);
+    for (size_t c = lo; c < hi; c += G) {
+        const size_t g = sw_min(G, hi - c);
+        if (g > 1) {
+            sw_train_planar_group(k, c, g);
+            continue;
+        }
+        const sw_stat st = sw_planar_stats(k->x, d, c, 0, m);
+        sw_train_stats_done(k, c, (double)m, &st);
+        bnk__bn_train_coef(k->cfg, k->saved, C, c, k->gamma, k->beta, &a, &cx, &b);
+        sw_planar_affine(k->y, k->x, d, c, 0, m, a, cx, b, relu, k->nt,
+                         c + 1 < hi && m * sizeof(float) <= SW_PREFETCH_BYTES ? d->hw : 0);
+    }
+    /* The remaining channels: every thread sweeps its slice [lo, hi) of each. */
+    sw_share(m, tid, nt, &lo, &hi);
+    for (size_t g = whole; g < C; g += SW_SPLIT_GROUP) {
+        const size_t gl = sw_min(SW_SPLIT_GROUP, C - g);
+        sw_stat mine[SW_SPLIT_GROUP];
+        for (size_t l = 0; l < gl; l++) mine[l] = sw_planar_stats(k->x, d, g + l, lo, hi);
+        k->part[tid] = mine;
+#pragma omp barrier
+        for (size_t l = tid; l < gl; l += nt) {
+            sw_stat st = {0.0, 0.0, 0.0};
+            for (size_t t = 0; t < nt; t++) {
+                const sw_stat *p = (const sw_stat *)k->part[t] + l;
+                sw_merge(&st, p->n, p->mean, p->m2);
+            }
+            sw_train_stats_done(k, g + l, (double)m, &st);
+        }
+#pragma omp barrier
+        for (size_t l = 0; l < gl; l++) {
+            bnk__bn_train_coef(k->cfg, k->saved, C, g + l, k->gamma, k->beta, &a, &cx, &b);
+            sw_planar_affine(k->y, k->x, d, g + l, lo, hi, a, cx, b, relu, k->nt, 0);
+        }
+    }
+}
+
+/* Interleaved: whether threads take channels (blocks of SW_CB, when they go round evenly and a
+ * block's rows fit SW_CACHE_BYTES, so the output pass re-reads from cache; no barrier) rather
+ * than rows (each thread then streams its rows sequentially, which measured faster for tensors
+ * larger than the caches, and is the only way to share few channels or tall NC). */
+static int sw_by_channels(size_t C, size_t R, size_t nt) {
+    const size_t nb = (C + SW_CB - 1) / SW_CB;
+    if (nt == 1) return 1;
+    return nb >= nt && (nb % nt == 0 || nb >= 4 * nt) &&
+           R * SW_CB * sizeof(float) <= SW_CACHE_BYTES;
+}
+
+static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
+    sw_train_ctx *k = ctx;
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, R = d->n * d->hw;
+    const int relu = k->cfg->fuse_relu;
+    float a[SW_GROUP], cx[SW_GROUP], b[SW_GROUP];
+    size_t lo, hi;
+    if (sw_by_channels(C, R, nt)) {
+        double mean[SW_GROUP], m2[SW_GROUP];
+        const size_t w = SW_GROUP;
+        sw_share((C + SW_CB - 1) / SW_CB, tid, nt, &lo, &hi);
+        lo *= SW_CB;
+        hi = sw_min(hi * SW_CB, C);
+        for (size_t g = lo; g < hi; g += w) {
+            const size_t gl = sw_min(w, hi - g);
+            sw_rows_stats(k->x, C, g, gl, 0, R, mean, m2);
+            sw_train_channels_done(k, g, gl, (double)R, mean, m2, a, cx, b);
+            k_affine_rows(k->y + g, k->x + g, R, C, gl, a, cx, b, relu, k->nt);
+        }
+        return;
+    }
+    /* Row split: thread tid sums rows [lo, hi) of a group of channels; partials meet. */
+    sw_rows_part mine;
+    double mean[SW_GROUP], m2[SW_GROUP];
+    const size_t w = SW_GROUP;
+    sw_share(R, tid, nt, &lo, &hi);
+    mine.n = (double)(hi - lo);
+    for (size_t g = 0; g < C; g += w) {
+        const size_t gl = sw_min(w, C - g);
+        sw_rows_stats(k->x, C, g, gl, lo, hi, mine.mean, mine.m2);
+        k->part[tid] = &mine;
+#pragma omp barrier
+        /* thread tid finishes channels [j0, j1) of the group, merging in thread order */
+        size_t j0, j1;
+        sw_share(gl, tid, nt, &j0, &j1);
+        for (size_t j = j0; j < j1; j++) {
+            sw_stat st = {0.0, 0.0, 0.0};
+            for (size_t t = 0; t < nt; t++) {
+                const sw_rows_part *p = k->part[t];
+                sw_merge(&st, p->n, p->mean[j], p->m2[j]);
+            }
+            mean[j - j0] = st.mean;
+            m2[j - j0] = st.m2;
+        }
+        if (j1 > j0) sw_train_channels_done(k, g + j0, j1 - j0, (double)R, mean, m2, a, cx, b);
+#pragma omp barrier
+        bnk__bn_train_coefs_impl(k->cfg, gl, k->saved + g, C, sw_at(k->gamma, g), sw_at(k->beta, g),
+                                 a, cx, b);
+        k_affine_rows(k->y + lo * C + g, k->x + lo * C + g, hi - lo, C, gl, a, cx, b, relu, k->nt);
+    }
+}
+
+static void sw_forward_train(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_t step,
+                             float *y, double *saved, float *running_mean, float *running_var,
+                             const float *x, const float *gamma, const float *beta) {
+    sw_train_ctx k = {.cfg = cfg,
+                      .d = d,
+                      .step = step,
+                      .y = y,
+                      .saved = saved,
+                      .running_mean = running_mean,
+                      .running_var = running_var,
+                      .x = x,
+                      .gamma = gamma,
+                      .beta = beta,
+                      .nt = sw_stream(d->n * d->c * d->hw * sizeof(float))};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_train_planar : sw_train_interleaved, &k);
+}
+
+/* ---- Inference forward --------------------------------------------------------------------- */
+
+typedef struct sw_infer_ctx {
+    const bnk_bn_config *cfg;
+    const bnk__bn_dims *d;
+    float *y;
+    const float *x, *gamma, *beta, *running_mean, *running_var;
+    int nt; /* write y with non-temporal stores */
+} sw_infer_ctx;
+
+static void sw_infer_planar(void *ctx, size_t tid, size_t nt) {
+    const sw_infer_ctx *k = ctx;
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, hw = d->hw, planes = d->n * C;
+    const int relu = k->cfg->fuse_relu;
+    size_t lo, hi;
+    if (planes < 4 * nt) {
+        /* Few planes: split the values, in pieces of whole 64-byte lines. */
+        const size_t total = planes * hw, lines = (total + 15) / 16;
+        sw_share(lines, tid, nt, &lo, &hi);
+        lo *= 16;
+        hi = sw_min(hi * 16, total);
+        for (size_t e = lo; e < hi;) {
+            const size_t p = e / hw, s = e % hw, len = sw_min(hw - s, hi - e), c = p % C;
+            float a, b;
+            bnk__bn_infer_coef(k->cfg, c, k->gamma, k->beta, k->running_var, &a, &b);
+            k_affine_runs(k->y + e, k->x + e, 1, len, 0, a, k->running_mean[c], b, relu, k->nt, 0);
+            e += len;
+        }
+        return;
+    }
+    /* Planes [lo, hi) in memory order, with the coefficients of up to SW_INFER_GROUP channels
+     * computed once (for C > SW_INFER_GROUP, one pass per channel group). */
+    float a[SW_INFER_GROUP], b[SW_INFER_GROUP];
+    sw_share(planes, tid, nt, &lo, &hi);
+    if (lo == hi) return;
+    for (size_t g0 = 0; g0 < C; g0 += SW_INFER_GROUP) {
+        const size_t g1 = sw_min(C, g0 + SW_INFER_GROUP);
+        int ready = 0;
+        for (size_t n = lo / C; n <= (hi - 1) / C; n++) {
+            const size_t p0 = lo > n * C + g0 ? lo : n * C + g0, p1 = sw_min(hi, n * C + g1);
+            if (p0 >= p1) continue;
+            if (!ready) {
+                for (size_t c = g0; c < g1; c++)
+                    bnk__bn_infer_coef(k->cfg, c, k->gamma, k->beta, k->running_var, &a[c - g0],
+                                       &b[c - g0]);
+                ready = 1;
+            }
+            for (size_t p = p0; p < p1; p++) {
+                const size_t c = p - n * C;
+                k_affine_runs(k->y + p * hw, k->x + p * hw, 1, hw, 0, a[c - g0], k->running_mean[c],
+                              b[c - g0], relu, k->nt, 0);
+            }
+        }
+    }
+}
+
+static void sw_infer_interleaved(void *ctx, size_t tid, size_t nt) {
+    const sw_infer_ctx *k = ctx;
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, R = d->n * d->hw;
+    const int relu = k->cfg->fuse_relu;
+    float a[SW_INFER_GROUP], b[SW_INFER_GROUP];
+    size_t lo, hi;
+    sw_share(R, tid, nt, &lo, &hi);
+    if (lo == hi) return;
+    for (size_t g = 0; g < C; g += SW_INFER_GROUP) {
+        const size_t gl = sw_min(SW_INFER_GROUP, C - g);
+        for (size_t j = 0; j < gl; j++)
+            bnk__bn_infer_coef(k->cfg, g + j, k->gamma, k->beta, k->running_var, &a[j], &b[j]);
+        k_affine_rows(k->y + lo * C + g, k->x + lo * C + g, hi - lo, C, gl, a, k->running_mean + g,
+                      b, relu, k->nt);
+    }
+}
+
+static void sw_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
+                             const float *x, const float *gamma, const float *beta,
+                             const float *running_mean, const float *running_var) {
+    /* Inference streams one pass; non-temporal stores measured slower there (PERFORMANCE.md). */
+    sw_infer_ctx k = {cfg, d, y, x, gamma, beta, running_mean, running_var, 0};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_infer_planar : sw_infer_interleaved, &k);
+}
+
+/* ---- Backward ------------------------------------------------------------------------------ */
+
+typedef struct sw_back_ctx {
+    const bnk_bn_config *cfg;
+    const bnk__bn_dims *d;
+    float *dx, *dgamma, *dbeta;
+    const float *dy, *x, *y, *gamma;
+    const double *saved;
+    int nt; /* write dx with non-temporal stores */
+    void *part[SW_MAX_THREADS];
+} sw_back_ctx;
+
+/* A thread's partial backward sums of a row-split group (on its own stack, 8 KiB). */
+typedef struct sw_rows_gpart {
+    double sg[SW_GROUP], sgx[SW_GROUP];
+} sw_rows_gpart;
+
+/* Coefficients of channel c from its sums; accumulates dgamma, dbeta when acc. */
+static void sw_back_coef(const sw_back_ctx *k, size_t c, double m, double sg, double sgx, int acc,
+                         float *kg, float *kx, float *mx, float *k0) {
+    const bnk_bn_config *cfg = k->cfg;
+    const size_t C = k->d->c;
+    const bnk__bn_grad_coef q =
+        bnk__bn_channel_backward(cfg, m, cfg->scale ? (double)k->gamma[c] : 1.0, k->saved, C, c, sg,
+                                 sgx * k->saved[BNK_SAVED_INV_STD * C + c]);
+    bnk__bn_grad_coef_f32(&q, k->saved[BNK_SAVED_BATCH_MEAN * C + c], kg, kx, mx, k0);
+    if (acc) {
+        if (cfg->scale && k->dgamma) k->dgamma[c] = (float)((double)k->dgamma[c] + q.dgamma);
+        if (cfg->center && k->dbeta) k->dbeta[c] = (float)((double)k->dbeta[c] + q.dbeta);
+    }
+}
+
+/* Backward of planar channels [c0, c0 + g), each whole, image by image (see
+ * sw_train_planar_group). */
+static void sw_back_planar_group(const sw_back_ctx *k, size_t c0, size_t g) {
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, hw = d->hw, N = d->n;
+    const float *ymask = k->cfg->fuse_relu ? k->y : NULL;
+    const double *center = k->saved + BNK_SAVED_CENTER * C + c0;
+    double sg[SW_PGROUP], sgx[SW_PGROUP];
+    float kg[SW_PGROUP], kx[SW_PGROUP], mx[SW_PGROUP], k0[SW_PGROUP];
+    for (size_t i = 0; i < g; i++) sg[i] = sgx[i] = 0.0;
+    for (size_t n = 0; n < N; n++) {
+        const size_t off = (n * C + c0) * hw;
+        for (size_t i = 0; i < g; i++) {
+            const size_t o = off + i * hw;
+            double u, v;
+            k_gsums_runs(k->dy + o, k->x + o, ymask ? ymask + o : NULL, 1, hw, 0, center[i], &u,
+                         &v);
+            sg[i] += u;
+            sgx[i] += v;
+        }
+    }
+    for (size_t i = 0; i < g; i++)
+        sw_back_coef(k, c0 + i, (double)(N * hw), sg[i], sgx[i], 1, &kg[i], &kx[i], &mx[i], &k0[i]);
+    for (size_t n = 0; n < N; n++) {
+        const size_t off = (n * C + c0) * hw;
+        for (size_t i = 0; i < g; i++) {
+            const size_t o = off + i * hw;
+            k_gout_runs(k->dx + o, k->dy + o, k->x + o, ymask ? ymask + o : NULL, 1, hw, 0, kg[i],
+                        kx[i], mx[i], k0[i], 0, 0);
+        }
+    }
+}
+
+static void sw_back_planar(void *ctx, size_t tid, size_t nt) {
+    sw_back_ctx *k = ctx;
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, m = d->n * d->hw;
+    const float *ymask = k->cfg->fuse_relu ? k->y : NULL;
+    const double *center = k->saved + BNK_SAVED_CENTER * C;
+    const size_t whole = (nt > 1 && m >= SW_SPLIT_MIN) ? C - C % nt : C;
+    const size_t G = sw_planar_group(d, 2 * sizeof(float));
+    float kg, kx, mx, k0;
+    size_t lo, hi;
+    sw_share(whole, tid, nt, &lo, &hi);
+    for (size_t c = lo; c < hi; c += G) {
+        const size_t g = sw_min(G, hi - c);
+        if (g > 1) {
+            sw_back_planar_group(k, c, g);
+            continue;
+        }
+        double sg, sgx;
+        sw_planar_gsums(k->dy, k->x, ymask, d, c, 0, m, center[c], &sg, &sgx);
+        sw_back_coef(k, c, (double)m, sg, sgx, 1, &kg, &kx, &mx, &k0);
+        sw_planar_gout(k->dx, k->dy, k->x, ymask, d, c, 0, m, kg, kx, mx, k0, k->nt, 0);
+    }
+    sw_share(m, tid, nt, &lo, &hi);
+    for (size_t g = whole; g < C; g += SW_SPLIT_GROUP) {
+        const size_t gl = sw_min(SW_SPLIT_GROUP, C - g);
+        double mine[SW_SPLIT_GROUP][2];
+        for (size_t l = 0; l < gl; l++)
+            sw_planar_gsums(k->dy, k->x, ymask, d, g + l, lo, hi, center[g + l], &mine[l][0],
+                            &mine[l][1]);
+        k->part[tid] = mine;
+#pragma omp barrier
+        /* Every thread merges the same partials in the same order, so every thread derives the
+         * same coefficients; thread l % nt alone accumulates channel l's dgamma and dbeta. */
+        for (size_t l = 0; l < gl; l++) {
+            double sg = 0.0, sgx = 0.0;
+            for (size_t t = 0; t < nt; t++) {
+                const double(*p)[2] = k->part[t];
+                sg += p[l][0];
+                sgx += p[l][1];
+            }
+            sw_back_coef(k, g + l, (double)m, sg, sgx, l % nt == tid, &kg, &kx, &mx, &k0);
+            sw_planar_gout(k->dx, k->dy, k->x, ymask, d, g + l, lo, hi, kg, kx, mx, k0, k->nt, 0);
+        }
+#pragma omp barrier /* before `mine` is overwritten by the next group */
+    }
+}
+
+static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
+    sw_back_ctx *k = ctx;
+    const bnk__bn_dims *d = k->d;
+    const size_t C = d->c, R = d->n * d->hw;
+    const float *ymask = k->cfg->fuse_relu ? k->y : NULL;
+    const double *center = k->saved + BNK_SAVED_CENTER * C;
+    float kg[SW_GROUP], kx[SW_GROUP], mx[SW_GROUP], k0[SW_GROUP];
+    size_t lo, hi;
+    if (sw_by_channels(C, R, nt)) {
+        double sg[SW_GROUP], sgx[SW_GROUP];
+        const size_t w = SW_GROUP;
+        sw_share((C + SW_CB - 1) / SW_CB, tid, nt, &lo, &hi);
+        lo *= SW_CB;
+        hi = sw_min(hi * SW_CB, C);
+        for (size_t g = lo; g < hi; g += w) {
+            const size_t gl = sw_min(w, hi - g);
+            sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, 0, R, center + g, sg, sgx);
+            for (size_t j = 0; j < gl; j++)
+                sw_back_coef(k, g + j, (double)R, sg[j], sgx[j], 1, &kg[j], &kx[j], &mx[j], &k0[j]);
+            k_gout_rows(k->dx + g, k->dy + g, k->x + g, ymask ? ymask + g : NULL, R, C, gl, kg, kx,
+                        mx, k0, k->nt);
+        }
+        return;
+    }
+    sw_rows_gpart mine;
+    const size_t w = SW_GROUP;
+    sw_share(R, tid, nt, &lo, &hi);
+    for (size_t g = 0; g < C; g += w) {
+        const size_t gl = sw_min(w, C - g);
+        sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, lo, hi, center + g, mine.sg, mine.sgx);
+        k->part[tid] = &mine;
+#pragma omp barrier
+        size_t j0, j1;
+        sw_share(gl, tid, nt, &j0, &j1);
+        for (size_t j = 0; j < gl; j++) {
+            double sg = 0.0, sgx = 0.0;
+            for (size_t t = 0; t < nt; t++) {
+                const sw_rows_gpart *p = k->part[t];
+                sg += p->sg[j];
+                sgx += p->sgx[j];
+            }
+            sw_back_coef(k, g + j, (double)R, sg, sgx, j >= j0 && j < j1, &kg[j], &kx[j], &mx[j],
+                         &k0[j]);
+        }
+#pragma omp barrier /* before `mine` is overwritten by the next group */
+        const size_t off = lo * C + g;
+        k_gout_rows(k->dx + off, k->dy + off, k->x + off, ymask ? ymask + off : NULL, hi - lo, C,
+                    gl, kg, kx, mx, k0, k->nt);
+    }
+}
+
+static void sw_backward(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *dx, float *dgamma,
+                        float *dbeta, const float *dy, const float *x, const float *y,
+                        const float *gamma, const double *saved) {
+    sw_back_ctx k = {.cfg = cfg,
+                     .d = d,
+                     .dx = dx,
+                     .dgamma = dgamma,
+                     .dbeta = dbeta,
+                     .dy = dy,
+                     .x = x,
+                     .y = y,
+                     .gamma = gamma,
+                     .saved = saved,
+                     .nt = sw_stream(d->n * d->c * d->hw * sizeof(float))};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_back_planar : sw_back_interleaved, &k);
+}
