@@ -1,5 +1,7 @@
 # bnkit: two entry points.
-#   make run   — install missing Debian packages, build in build/, run the main job
+#   make run   — install missing Debian packages, build in build/, run the main job: a BN
+#                hyperparameter study of the source document's model on Fashion-MNIST (GP
+#                sampler, median pruning, 2 workers; re-running resumes), then its HTML report
 #   make test  — install missing Debian packages, build in build/, run the whole test suite
 # Everything else is CMake (see README.md); these are thin conveniences.
 
@@ -9,8 +11,14 @@ JOBS  := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test _deps _build
 
+RUN_DIR := runs/default
+
 run: _build
-	./$(BUILD)/bnkit demo
+	@mkdir -p $(RUN_DIR)
+	./$(BUILD)/bnkit tune --study $(RUN_DIR)/study.db --sampler gp --pruner median --workers 2 \
+	    --trials 80 -- --epochs 10
+	./$(BUILD)/bnkit report --study $(RUN_DIR)/study.db --out $(RUN_DIR)/report.html
+	@echo "report: $(RUN_DIR)/report.html"
 
 test: _build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

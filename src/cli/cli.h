@@ -135,12 +135,17 @@ int bnk__cmd_ask(int argc, char **argv);
 int bnk__cmd_tell(int argc, char **argv);
 int bnk__cmd_trials(int argc, char **argv);
 int bnk__cmd_best(int argc, char **argv);
+int bnk__cmd_eval(int argc, char **argv);   /* cmd_checkpoint.c */
+int bnk__cmd_export(int argc, char **argv); /* cmd_checkpoint.c */
+int bnk__cmd_report(int argc, char **argv);
+int bnk__cmd_bench(int argc, char **argv); /* cmd_bench.c */
 
 /* ---- Training options (cmd_train.c), shared with `bnkit tune` -------------------------------- */
 
 typedef struct bnk_cli_train_extras {
     bool help, json;     /* --help (help was printed), --json */
     const char *metrics; /* --metrics FILE, or NULL */
+    const char *save;    /* --save FILE, or NULL */
 } bnk_cli_train_extras;
 
 struct bnk_train_config;
@@ -153,5 +158,19 @@ int bnk__cli_train_config(const char *ctx, int argc, char **argv, struct bnk_tra
 
 /* Whether `bnkit train` has the option --<name> (e.g. "lr", "bn-momentum"). */
 bool bnk__cli_train_has_option(const char *name);
+
+/* ---- Checkpoints (cmd_checkpoint.c) ---------------------------------------------------------- */
+
+struct bnk_model;
+
+/* Checks before a long run that the directory of output file `path` (given with option opt)
+ * is writable: BNK_CLI_OK, or an error printed and BNK_CLI_FAIL / BNK_CLI_USAGE. */
+int bnk__cli_check_writable(const char *ctx, const char *opt, const char *path);
+
+/* Writes model, trained with cfg, to a checkpoint at path (bnkit train --save), with the data
+ * spec, the scaling and, for standardize, the training split's feature statistics. BNK_CLI_OK
+ * or BNK_CLI_FAIL after printing the reason. */
+int bnk__cli_save_checkpoint(const char *ctx, const char *path, struct bnk_model *model,
+                             const struct bnk_train_config *cfg);
 
 #endif /* BNKIT_CLI_CLI_H */

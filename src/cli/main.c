@@ -23,7 +23,10 @@ static const bnk_cli_command commands[] = {
     {"tell", bnk__cmd_tell, "report a trial's result or intermediate value"},
     {"trials", bnk__cmd_trials, "list the trials of a study"},
     {"best", bnk__cmd_best, "print the best trial of a study"},
-    /* report, bench: to come */
+    {"eval", bnk__cmd_eval, "loss and accuracy of a checkpoint (bnkit train --save)"},
+    {"export", bnk__cmd_export, "write an inference checkpoint with BN folded (--fold-bn)"},
+    {"report", bnk__cmd_report, "HTML report of a study (charts, importance); CSV/JSON export"},
+    {"bench", bnk__cmd_bench, "kernel benchmarks: bnkit bench bn (BN forward/backward)"},
 };
 
 static void print_usage(FILE *f) {
