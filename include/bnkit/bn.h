@@ -162,10 +162,11 @@ bnk_status bnk_bn_backward(const bnk_bn_config *cfg, const bnk_bn_shape *shape, 
                            float *dgamma, float *dbeta, const float *dy, const float *x,
                            const float *y, const float *gamma, const double *saved);
 
-/* Kernel selection. The implementations compiled in are listed by bnk_bn_kernel_count() /
- * bnk_bn_kernel_at(i) ("ref" first: the double-precision reference that is the specification in
- * code; then the optimised ones). The default is the fastest one; the environment variable
- * BNK_ARCH=<name> or bnk_bn_kernel_select(name) forces one. bnk_bn_kernel_name() names the
+/* Kernel selection. The implementations compiled in AND runnable on this CPU are listed by
+ * bnk_bn_kernel_count() / bnk_bn_kernel_at(i): "ref" first (the double-precision reference that
+ * is the specification in code), then "opt" (portable vectorised C), "avx2", "avx512". The
+ * default is the last (fastest) one; the environment variable BNK_ARCH=<name> or
+ * bnk_bn_kernel_select(name) forces one. bnk_bn_kernel_name() names the
  * kernel that the next call will run. Selection is process-wide; do not change it while other
  * threads run BN. */
 int bnk_bn_kernel_count(void);
