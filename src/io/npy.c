@@ -45,7 +45,6 @@ _Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53, "double must be IEEE-7
 #define NPY_MAX_V1_HEADER 65535u
 #define NPY_SHAPE_STR     (BNK_NPY_MAX_DIMS * 22 + 4) /* "(d, d, ...)" with 20-char dims */
 #define NPY_READ_CHUNK    ((size_t)1 << 24) /* growth step when the file size is unknown */
-#define NPY_TMP_ATTEMPTS  100
 
 /* What the header says, once validated. */
 typedef struct npy_info {
@@ -679,31 +678,6 @@ static int npy_write_all(int fd, const void *data, size_t n) {
     return 0;
 }
 
-/* Creates "<path>.tmpXXXXXX" exclusively. Unlike mkstemp (mode 0600), open() with mode 0666
- * lets the umask decide, so the renamed file gets the permissions of any newly created file.
- * Returns the fd, or -1 with errno set. */
-static int npy_open_temp(char *tmp, size_t base_len) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV";
-    static _Thread_local uint64_t counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 20 ^
-                 (uint64_t)(uintptr_t)&ts;
-    for (int attempt = 0; attempt < NPY_TMP_ATTEMPTS; attempt++) {
-        uint64_t z = x + ++counter * 0x9E3779B97F4A7C15ull; /* splitmix64 step */
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        memcpy(tmp + base_len, ".tmp", 4);
-        for (unsigned i = 0; i < 6; i++) tmp[base_len + 4 + i] = digits[(z >> (6 * i)) % 58];
-        tmp[base_len + 10] = '\0';
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
 bnk_status bnk_npy_write(const char *path, bnk_dtype dtype, int ndim, const int64_t *shape,
                          const void *data) {
     if (path == NULL) return bnk__fail(BNK_ERR_NULL, "bnk_npy_write: path is NULL");
@@ -737,7 +711,7 @@ bnk_status bnk_npy_write(const char *path, bnk_dtype dtype, int ndim, const int6
     char *tmp = malloc(base_len + 11);
     if (tmp == NULL) return bnk__fail(BNK_ERR_NOMEM, "bnk_npy_write: cannot allocate a path");
     memcpy(tmp, path, base_len);
-    int fd = npy_open_temp(tmp, base_len);
+    int fd = bnk__open_temp(tmp, base_len);
     if (fd < 0) {
         int err = errno;
         free(tmp);

@@ -25,8 +25,7 @@
 #include "core/internal.h"
 #include "nn/checkpoint_internal.h"
 
-#define CKPT_TMP_ATTEMPTS 100
-#define CKPT_SLACK        ((uint64_t)1 << 22) /* floats: 16 MB */
+#define CKPT_SLACK ((uint64_t)1 << 22) /* floats: 16 MB */
 
 static const char *const INPUT_MEAN = "input.mean", *const INPUT_STD = "input.std";
 
@@ -76,30 +75,6 @@ static ssize_t read_full(int fd, void *data, size_t n) {
     return (ssize_t)got;
 }
 
-/* Creates "<path>.tmpXXXXXX" exclusively (as src/io/npy.c does: open() with mode 0666, so the
- * umask decides the permissions of the renamed file). Returns the fd, or -1 with errno set. */
-static int open_temp(char *tmp, size_t base_len) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV";
-    static _Thread_local uint64_t counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 20 ^
-                 (uint64_t)(uintptr_t)&ts;
-    for (int attempt = 0; attempt < CKPT_TMP_ATTEMPTS; attempt++) {
-        uint64_t z = x + ++counter * 0x9E3779B97F4A7C15ull; /* splitmix64 step */
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        memcpy(tmp + base_len, ".tmp", 4);
-        for (unsigned i = 0; i < 6; i++) tmp[base_len + 4 + i] = digits[(z >> (6 * i)) % 58];
-        tmp[base_len + 10] = '\0';
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
 /* ---- Saving -------------------------------------------------------------------------------- */
 
 /* prefix + header, then data[i] (desc->tensors[i].count floats each), to path atomically. */
@@ -111,7 +86,7 @@ static bnk_status write_file(const char *path, const char *header, size_t hlen,
     char *tmp = malloc(base_len + 11);
     if (!tmp) return bnk__fail(BNK_ERR_NOMEM, "cannot allocate a path");
     memcpy(tmp, path, base_len);
-    int fd = open_temp(tmp, base_len);
+    int fd = bnk__open_temp(tmp, base_len);
     if (fd < 0) {
         int err = errno;
         free(tmp);

@@ -92,34 +92,12 @@ void bnk__buf_escape(bnk__buf *b, const char *s) {
 
 /* ---- Atomic output ------------------------------------------------------------------------- */
 
-/* Creates "<path>.tmpXXXXXX" exclusively with mode 0666 (the umask decides, as for any new file;
- * mkstemp would force 0600). Returns the fd or -1 with errno set. */
-static int open_temp(char *tmp, size_t base_len) {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        uint64_t z = (x += 0x9E3779B97F4A7C15ull); /* splitmix64 */
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        memcpy(tmp + base_len, ".tmp", 4);
-        for (unsigned i = 0; i < 6; i++) tmp[base_len + 4 + i] = digits[(z >> (6 * i)) % 36];
-        tmp[base_len + 10] = '\0';
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
 bnk_status bnk__write_atomic(const char *path, const char *data, size_t len) {
     size_t base_len = strlen(path);
     char *tmp = malloc(base_len + 11);
     if (!tmp) return bnk__fail(BNK_ERR_NOMEM, "cannot write '%s': out of memory", path);
     memcpy(tmp, path, base_len);
-    int fd = open_temp(tmp, base_len);
+    int fd = bnk__open_temp(tmp, base_len);
     if (fd < 0) {
         int err = errno;
         free(tmp);
