@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#ifdef BNKIT_HAVE_MPI
+#include "bnkit/mpi.h"
+#endif
 
 typedef struct bnk_cli_command {
     const char *name;
@@ -87,5 +90,20 @@ int main(int argc, char **argv) {
         bnk__cli_error(NULL, "%s: unknown command (see 'bnkit --help')", cmd);
         return BNK_CLI_USAGE;
     }
+#ifdef BNKIT_HAVE_MPI
+    /* Under mpirun/srun every rank runs the command; the commands that distribute (train,
+     * tune) look at bnk_mpi_active(). A rank that fails aborts the job so that the others do
+     * not wait for it forever in a collective call. */
+    if (bnk_mpi_launched()) {
+        if (bnk_mpi_init(&argc, &argv) != BNK_OK) {
+            bnk__cli_error(cmd, "%s", bnk_errmsg());
+            return BNK_CLI_FAIL;
+        }
+        int rc = finish(c->name, c->run(argc - 1, argv + 1));
+        if (rc != BNK_CLI_OK) MPI_Abort(MPI_COMM_WORLD, rc);
+        bnk_mpi_finalize();
+        return rc;
+    }
+#endif
     return finish(c->name, c->run(argc - 1, argv + 1));
 }
