@@ -6,7 +6,7 @@
 # Everything else is CMake (see README.md); these are thin conveniences.
 
 BUILD := build
-DEPS  := cmake make gcc libc6-dev pkg-config libcmocka-dev libdnnl-dev zlib1g-dev dataset-fashion-mnist libjansson-dev libsqlite3-dev libnlopt-dev liblapacke-dev libopenblas-dev
+DEPS  := cmake make gcc libc6-dev pkg-config libcmocka-dev libdnnl-dev zlib1g-dev dataset-fashion-mnist libjansson-dev libsqlite3-dev libnlopt-dev liblapacke-dev libopenblas-dev openmpi-bin libopenmpi-dev
 JOBS  := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test _deps _build

@@ -481,6 +481,12 @@ static void set_rel_clip(bnk_bn_config *g) {
     g->rel_clip_r = 1.5;
     g->rel_clip_d = 0.5;
 }
+static void set_rel_clip_r(bnk_bn_config *g) {
+    g->rel_clip_r = 1.5;
+}
+static void set_rel_clip_d(bnk_bn_config *g) {
+    g->rel_clip_d = 0.5;
+}
 static void set_clip_warmup(bnk_bn_config *g) {
     g->clip_warmup = 5;
 }
@@ -527,6 +533,8 @@ static const flag_case flag_cases[] = {
     {"mean-clip", "-inf:1", set_mean_clip_inf, 0, {NULL, NULL}, NULL},
     {"var-clip", "0:0.5", set_var_clip, 0, {NULL, NULL}, NULL},
     {"rel-clip", "1.5:0.5", set_rel_clip, 0, {NULL, NULL}, NULL},
+    {"rel-clip-r", "1.5", set_rel_clip_r, 0, {NULL, NULL}, NULL},
+    {"rel-clip-d", "0.5", set_rel_clip_d, 0, {NULL, NULL}, NULL},
     /* step 2 < warmup 5: the relative clip is not applied yet */
     {"clip-warmup", "5", set_clip_warmup, 2, {"--rel-clip", "1.5:0.5"}, set_rel_clip},
     {"running-mean-clip", "-0.25:0.25", set_running_mean_clip, 0, {NULL, NULL}, NULL},

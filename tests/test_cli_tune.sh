@@ -92,4 +92,12 @@ id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$dir/q.json")
     fail "telling a finished trial twice must fail"
 "$BNKIT" ask --study "$dir/a.db" --trials 2 >/dev/null || fail "second ask (stored config)"
 "$BNKIT" ask --study "$dir/a.db" --trials 2 | grep -q '"id": null' || fail "budget of 2 not enforced"
+# The document's relative clip is searchable (R and D as separate options), and the best
+# configuration says that PyTorch and Keras have no equivalent instead of printing a wrong one.
+"$BNKIT" tune --study "$dir/c.db" --trials 2 --sampler random --pruner none \
+    --param bn.rel_clip_r=log:1.5:3 --param bn.rel_clip_d=log:0.5:2 -- $train >"$dir/out" \
+    2>"$dir/err" || fail "tune over the relative clip failed: $(cat "$dir/err")"
+grep -q -- "--bn-rel-clip-r" "$dir/out" || fail "best command lacks --bn-rel-clip-r: $(cat "$dir/out")"
+grep -q "no built-in equivalent (clipped statistics)" "$dir/out" ||
+    fail "PyTorch line must say clipping has no equivalent: $(cat "$dir/out")"
 echo "bnkit tune CLI: all checks passed"

@@ -54,7 +54,7 @@ static void test_space_json_and_default(void **state) {
     (void)state;
     bnk_space s, t;
     assert_int_equal(bnk_space_default_bn(&s), BNK_OK);
-    assert_int_equal(s.n, 6);
+    assert_int_equal(s.n, 8); /* momentum, eps, rel_clip_r/d, normalize_with, rmax, dmax, lr */
     char *json = NULL;
     assert_int_equal(bnk_space_to_json(&s, &json), BNK_OK);
     assert_int_equal(bnk_space_from_json(&t, json), BNK_OK);

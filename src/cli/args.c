@@ -237,6 +237,8 @@ const bnk_cli_opt bnk__cli_bn_opts[BNK_CLI_BN_NOPTS] = {
     {"mean-clip", "LO:HI", "absolute bounds on the batch mean (ends may be -inf/inf)"},
     {"var-clip", "LO:HI", "absolute bounds on the batch variance, LO >= 0"},
     {"rel-clip", "R:D", "std in [sR/R, sR*R], mean in mR +- D*sR (running stats)"},
+    {"rel-clip-r", "R", "the R of --rel-clip alone (inf: off), so that a tuner can search it"},
+    {"rel-clip-d", "D", "the D of --rel-clip alone (inf: off)"},
     {"clip-warmup", "T", "steps before --rel-clip applies; 0"},
     {"running-mean-clip", "LO:HI", "bounds on the running mean after each update"},
     {"running-var-clip", "LO:HI", "bounds on the running variance after each update"},
@@ -274,6 +276,10 @@ int bnk__cli_bn_flag(const char *ctx, const char *prefix, const char *name, cons
     if (strcmp(name, "var-clip") == 0) return bnk__cli_parse_range(ctx, opt, v, &cfg->var_clip);
     if (strcmp(name, "rel-clip") == 0)
         return bnk__cli_parse_pair(ctx, opt, v, &cfg->rel_clip_r, &cfg->rel_clip_d);
+    if (strcmp(name, "rel-clip-r") == 0)
+        return bnk__cli_parse_double(ctx, opt, v, &cfg->rel_clip_r);
+    if (strcmp(name, "rel-clip-d") == 0)
+        return bnk__cli_parse_double(ctx, opt, v, &cfg->rel_clip_d);
     if (strcmp(name, "clip-warmup") == 0)
         return bnk__cli_parse_int64(ctx, opt, v, &cfg->clip_warmup);
     if (strcmp(name, "running-mean-clip") == 0)

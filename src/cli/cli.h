@@ -110,7 +110,7 @@ int bnk__cli_parse_pair(const char *ctx, const char *opt, const char *s, double 
  * unbiased-running-var, mean-clip, var-clip, rel-clip, clip-warmup, running-mean-clip,
  * running-var-clip, normalize-with, rmax, dmax, fuse-relu. Put the table in a group with prefix
  * "" (bnkit bn) or "bn-" (bnkit train: --bn-momentum ...). */
-#define BNK_CLI_BN_NOPTS 16
+#define BNK_CLI_BN_NOPTS 18
 extern const bnk_cli_opt bnk__cli_bn_opts[BNK_CLI_BN_NOPTS];
 
 /* Applies one BN option to cfg. name is without the prefix ("momentum"); prefix is used only in

@@ -174,7 +174,21 @@ static void append(char *buf, size_t size, size_t *len, const char *fmt, ...) {
     if (w > 0) *len = *len + (size_t)w < size ? *len + (size_t)w : size - 1;
 }
 
-/* The BN layer arguments of PyTorch and Keras that reproduce the BN configuration bn. */
+/* True when r bounds anything beyond its open default [open_lo, inf). */
+static bool bounds(bnk_range r, double open_lo) {
+    return r.lo > open_lo || r.hi < INFINITY;
+}
+
+/* True when bn clips its batch or running statistics (the source document's extension, which
+ * neither PyTorch nor Keras has). */
+static bool clips(const bnk_bn_config *bn) {
+    return bounds(bn->mean_clip, -INFINITY) || bounds(bn->var_clip, 0.0) ||
+           bounds(bn->running_mean_clip, -INFINITY) || bounds(bn->running_var_clip, 0.0) ||
+           isfinite(bn->rel_clip_r) || isfinite(bn->rel_clip_d);
+}
+
+/* The BN layer arguments of PyTorch and Keras that reproduce the BN configuration bn, or the
+ * closest they have with what is missing named. */
 static void peer_args(const bnk_bn_config *bn, char *pytorch, size_t psize, char *keras,
                       size_t ksize) {
     char pt_mom[32];
@@ -183,12 +197,16 @@ static void peer_args(const bnk_bn_config *bn, char *pytorch, size_t psize, char
         snprintf(pt_mom, sizeof pt_mom, "None");
     else
         snprintf(pt_mom, sizeof pt_mom, "%.6g", 1.0 - bn->momentum);
-    if (bn->normalize_with == BNK_NORM_BATCH)
+    const char *mode = bn->normalize_with == BNK_NORM_RUNNING  ? "normalize_with=running"
+                       : bn->normalize_with == BNK_NORM_RENORM ? "normalize_with=renorm"
+                                                               : NULL;
+    const char *clip = clips(bn) ? "clipped statistics" : NULL;
+    if (mode || clip)
+        snprintf(pytorch, psize, "no built-in equivalent (%s%s%s)", mode ? mode : "",
+                 mode && clip ? ", " : "", clip ? clip : "");
+    else
         snprintf(pytorch, psize, "nn.BatchNorm1d/2d(C, eps=%g, momentum=%s%s)", bn->eps, pt_mom,
                  bn->center && bn->scale ? "" : ", affine=False");
-    else
-        snprintf(pytorch, psize, "no built-in equivalent (normalize_with=%s)",
-                 bn->normalize_with == BNK_NORM_RUNNING ? "running" : "renorm");
     append(keras, ksize, &len, "BatchNormalization(momentum=%.6g, epsilon=%g", bn->momentum,
            bn->eps);
     if (!bn->center) append(keras, ksize, &len, ", center=False");
@@ -197,8 +215,9 @@ static void peer_args(const bnk_bn_config *bn, char *pytorch, size_t psize, char
         append(keras, ksize, &len,
                ", renorm=True, renorm_clipping={'rmin': %.6g, 'rmax': %.6g, 'dmax': %.6g}",
                1.0 / bn->rmax, bn->rmax, bn->dmax);
-    append(keras, ksize, &len, ")%s",
-           bn->normalize_with == BNK_NORM_RUNNING ? "  (Keras has no running mode)" : "");
+    append(keras, ksize, &len, ")%s%s",
+           bn->normalize_with == BNK_NORM_RUNNING ? "  (Keras has no running mode)" : "",
+           clip ? "  (Keras has no clipped statistics)" : "");
 }
 
 bool bnk__tune_best_lines(const bnk_study_config *cfg, const bnk_point *x, char *command,

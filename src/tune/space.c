@@ -146,6 +146,8 @@ bnk_status bnk_space_default_bn(bnk_space *s) {
     static const char *const defs[] = {
         "bn.momentum=log:0.7:0.999",
         "bn.eps=log:1e-6:1e-2",
+        "bn.rel_clip_r=log:1.1:100",
+        "bn.rel_clip_d=log:0.1:100",
         "bn.normalize_with=cat:batch,running,renorm",
         "bn.rmax=float:1:5@bn.normalize_with=renorm",
         "bn.dmax=float:0:10@bn.normalize_with=renorm",
