@@ -162,6 +162,54 @@ bnk_status bnk_bn_backward(const bnk_bn_config *cfg, const bnk_bn_shape *shape, 
                            float *dgamma, float *dbeta, const float *dy, const float *x,
                            const float *y, const float *gamma, const double *saved);
 
+/* ---- Synchronised BN: one batch spread over several processes -------------------------- */
+
+/* The group of processes (ranks) that together hold one batch, as BN needs it. Every member
+ * calls the same synchronised function with the same cfg, layout, C, H and W; its own shard
+ * of the batch may have any n >= 0 (an empty shard takes part with n = 0). bnkit/bn_mpi.h makes
+ * one from an MPI communicator; any other transport can fill in the two operations.
+ * Both return BNK_OK, or an error status with bnk_errmsg() set; they must leave identical
+ * results on every member. */
+typedef struct bnk_bn_comm {
+    /* Merges per-channel moments across the group, in place. moments holds 3*channels doubles:
+     * [0, C) the counts, [C, 2C) the means, [2C, 3C) the sums of squared deviations from the
+     * mean (M2). On return they are the moments of the union of all members' values, merged
+     * with Chan et al.'s pairwise formula (never from sums of squares). */
+    bnk_status (*merge_moments)(void *ctx, double *moments, size_t channels);
+    /* Element-wise sum of buf[0, len) across the group, in place. */
+    bnk_status (*sum)(void *ctx, double *buf, size_t len);
+    void *ctx;
+} bnk_bn_comm;
+
+/* Training forward over the union of the members' shards: the batch statistics and m are the
+ * global ones (m = 1 is judged on the global count), every member updates its running
+ * statistics identically, and y is this member's shard. Same arguments as
+ * bnk_bn_forward_train plus comm; shape->n may be 0 (then x and y may be NULL). With a
+ * one-member group it equals bnk_bn_forward_train. One merge_moments call per forward.
+ * Errors: argument checks are local and come before any communication, so a member that fails
+ * them does not take part (the others then wait in the collective: give every member the same
+ * cfg, C, H, W). After the exchange, BNK_ERR_BATCH (global m < 2) and a comm error leave y and
+ * the running statistics untouched, but saved's contents are then unspecified (it holds the
+ * exchanged moments: the call allocates nothing). */
+bnk_status bnk_bn_forward_train_sync(const bnk_bn_config *cfg, const bnk_bn_shape *shape,
+                                     int64_t step, float *y, double *saved, float *running_mean,
+                                     float *running_var, const float *x, const float *gamma,
+                                     const float *beta, const bnk_bn_comm *comm);
+
+/* Backward of bnk_bn_forward_train_sync: dx of this member's shard is the exact derivative of
+ * the global loss (the per-channel sums of dy and dy*xhat, and the member's value count, which
+ * gives the global m, are summed over the group). dgamma and dbeta ACCUMULATE this member's own
+ * contributions only, so that summing parameter gradients over the group (as data-parallel
+ * training does) gives the global ones. shape->n may be 0 (then dx, dy, x, y may be NULL).
+ * The sums live on the stack, 1024 channels per sum call: one call of 2*C + 1 doubles when
+ * C <= 1024, ceil(C/1024) calls otherwise; a comm error in a later call leaves the earlier
+ * channels' dx written and dgamma/dbeta accumulated. Global m < 2 is BNK_ERR_BATCH with every
+ * output untouched. */
+bnk_status bnk_bn_backward_sync(const bnk_bn_config *cfg, const bnk_bn_shape *shape, float *dx,
+                                float *dgamma, float *dbeta, const float *dy, const float *x,
+                                const float *y, const float *gamma, const double *saved,
+                                const bnk_bn_comm *comm);
+
 /* Kernel selection. The implementations compiled in AND runnable on this CPU are listed by
  * bnk_bn_kernel_count() / bnk_bn_kernel_at(i): "ref" first (the double-precision reference that
  * is the specification in code), then "opt" (portable vectorised C), "avx2", "avx512". The
@@ -210,6 +258,10 @@ float *bnk_bn_layer_running_mean(bnk_bn_layer *layer);
 float *bnk_bn_layer_running_var(bnk_bn_layer *layer);
 float *bnk_bn_layer_dgamma(bnk_bn_layer *layer);
 float *bnk_bn_layer_dbeta(bnk_bn_layer *layer);
+/* Makes the layer's training forward and backward synchronised over comm (NULL: local BN,
+ * the default). The layer keeps the pointer; comm must outlive its use. */
+void bnk_bn_layer_set_comm(bnk_bn_layer *layer, const bnk_bn_comm *comm);
+
 /* [BNK_BN_SAVED_FIELDS*C] statistics of the last training forward. */
 const double *bnk_bn_layer_saved(const bnk_bn_layer *layer);
 

@@ -79,22 +79,22 @@ bnk_status bnk_bn_config_validate(const bnk_bn_config *cfg) {
     return BNK_OK;
 }
 
-bnk_status bnk_bn_shape_validate(const bnk_bn_shape *shape) {
+bnk_status bnk__bn_check_shape(const bnk_bn_shape *shape, int allow_empty) {
     if (!shape) return bnk__fail(BNK_ERR_NULL, "shape is NULL");
     if (shape->layout != BNK_LAYOUT_NC && shape->layout != BNK_LAYOUT_NCHW &&
         shape->layout != BNK_LAYOUT_NHWC)
         return bnk__fail(BNK_ERR_SIZE, "unknown layout %d", (int)shape->layout);
-    if (shape->n <= 0 || shape->c <= 0 || shape->h <= 0 || shape->w <= 0)
-        return bnk__fail(BNK_ERR_SIZE, "sizes must be >= 1, got n=%lld c=%lld h=%lld w=%lld",
-                         (long long)shape->n, (long long)shape->c, (long long)shape->h,
-                         (long long)shape->w);
+    if (shape->n < (allow_empty ? 0 : 1) || shape->c <= 0 || shape->h <= 0 || shape->w <= 0)
+        return bnk__fail(BNK_ERR_SIZE, "sizes must be >= 1%s, got n=%lld c=%lld h=%lld w=%lld",
+                         allow_empty ? " (n >= 0)" : "", (long long)shape->n, (long long)shape->c,
+                         (long long)shape->h, (long long)shape->w);
     if (shape->layout == BNK_LAYOUT_NC && (shape->h != 1 || shape->w != 1))
         return bnk__fail(BNK_ERR_SIZE, "layout NC needs h = w = 1, got h=%lld w=%lld",
                          (long long)shape->h, (long long)shape->w);
     /* n*c*h*w*sizeof(float) must fit in size_t (and in ptrdiff_t, for pointer arithmetic). */
     const uint64_t limit = (uint64_t)PTRDIFF_MAX / sizeof(float);
     uint64_t total = 1;
-    const int64_t dims[4] = {shape->n, shape->c, shape->h, shape->w};
+    const int64_t dims[4] = {shape->n > 0 ? shape->n : 1, shape->c, shape->h, shape->w};
     for (int i = 0; i < 4; i++) {
         if ((uint64_t)dims[i] > limit / total)
             return bnk__fail(BNK_ERR_OVERFLOW,
@@ -104,6 +104,10 @@ bnk_status bnk_bn_shape_validate(const bnk_bn_shape *shape) {
         total *= (uint64_t)dims[i];
     }
     return BNK_OK;
+}
+
+bnk_status bnk_bn_shape_validate(const bnk_bn_shape *shape) {
+    return bnk__bn_check_shape(shape, 0);
 }
 
 size_t bnk_bn_shape_numel(const bnk_bn_shape *shape) {
@@ -241,17 +245,17 @@ const char *bnk_bn_kernel_name(void) {
 
 /* ---- Public kernels ---------------------------------------------------------------------- */
 
-static bnk_status check_common(const bnk_bn_config *cfg, const bnk_bn_shape *shape,
-                               const float *gamma, const float *beta) {
+bnk_status bnk__bn_check_common(const bnk_bn_config *cfg, const bnk_bn_shape *shape,
+                                const float *gamma, const float *beta, int allow_empty) {
     bnk_status st = bnk_bn_config_validate(cfg);
     if (st != BNK_OK) return st;
-    if ((st = bnk_bn_shape_validate(shape)) != BNK_OK) return st;
+    if ((st = bnk__bn_check_shape(shape, allow_empty)) != BNK_OK) return st;
     if (cfg->scale && !gamma) return bnk__fail(BNK_ERR_NULL, "gamma is NULL but scale is on");
     if (cfg->center && !beta) return bnk__fail(BNK_ERR_NULL, "beta is NULL but center is on");
     return BNK_OK;
 }
 
-static bnk_status check_running(const float *running_mean, const float *running_var, int64_t c) {
+bnk_status bnk__bn_check_running(const float *running_mean, const float *running_var, int64_t c) {
     for (int64_t i = 0; i < c; i++) {
         if (!isfinite(running_mean[i]))
             return bnk__fail(BNK_ERR_PARAM, "running_mean[%lld] is %g; it must be finite",
@@ -266,7 +270,7 @@ static bnk_status check_running(const float *running_mean, const float *running_
 bnk_status bnk_bn_forward_train(const bnk_bn_config *cfg, const bnk_bn_shape *shape, int64_t step,
                                 float *y, double *saved, float *running_mean, float *running_var,
                                 const float *x, const float *gamma, const float *beta) {
-    bnk_status st = check_common(cfg, shape, gamma, beta);
+    bnk_status st = bnk__bn_check_common(cfg, shape, gamma, beta, 0);
     if (st != BNK_OK) return st;
     if (!y || !saved || !running_mean || !running_var || !x)
         return bnk__fail(BNK_ERR_NULL, "forward_train: y, saved, running_mean, running_var and "
@@ -276,7 +280,7 @@ bnk_status bnk_bn_forward_train(const bnk_bn_config *cfg, const bnk_bn_shape *sh
         return bnk__fail(BNK_ERR_BATCH,
                          "training needs more than 1 value per channel (n*h*w = 1); the batch "
                          "variance is undefined");
-    if ((st = check_running(running_mean, running_var, shape->c)) != BNK_OK) return st;
+    if ((st = bnk__bn_check_running(running_mean, running_var, shape->c)) != BNK_OK) return st;
     bnk__bn_dims d = bnk__bn_dims_of(shape);
     kernel_active()->forward_train(cfg, &d, step, y, saved, running_mean, running_var, x, gamma,
                                    beta);
@@ -286,12 +290,12 @@ bnk_status bnk_bn_forward_train(const bnk_bn_config *cfg, const bnk_bn_shape *sh
 bnk_status bnk_bn_forward_infer(const bnk_bn_config *cfg, const bnk_bn_shape *shape, float *y,
                                 const float *x, const float *gamma, const float *beta,
                                 const float *running_mean, const float *running_var) {
-    bnk_status st = check_common(cfg, shape, gamma, beta);
+    bnk_status st = bnk__bn_check_common(cfg, shape, gamma, beta, 0);
     if (st != BNK_OK) return st;
     if (!y || !x || !running_mean || !running_var)
         return bnk__fail(BNK_ERR_NULL,
                          "forward_infer: y, x, running_mean and running_var must not be NULL");
-    if ((st = check_running(running_mean, running_var, shape->c)) != BNK_OK) return st;
+    if ((st = bnk__bn_check_running(running_mean, running_var, shape->c)) != BNK_OK) return st;
     bnk__bn_dims d = bnk__bn_dims_of(shape);
     kernel_active()->forward_infer(cfg, &d, y, x, gamma, beta, running_mean, running_var);
     return BNK_OK;

@@ -99,7 +99,17 @@ void bnk__bn_ref_backward_f64(const bnk_bn_config *cfg, const bnk__bn_dims *d, d
 size_t bnk__bn_stream_limit(void);
 void bnk__bn_set_stream_limit(size_t bytes);
 
-/* Converts a shape validated by bnk_bn_shape_validate. */
+/* Converts a shape validated by bnk_bn_shape_validate (or bnk__bn_check_shape). */
 bnk__bn_dims bnk__bn_dims_of(const bnk_bn_shape *shape);
+
+/* Argument checks of the public entry points (bn_api.c), shared with the synchronised ones
+ * (bn_sync.c). bnk__bn_check_shape is bnk_bn_shape_validate, except that allow_empty admits
+ * n = 0 (a member of a synchronised group with an empty shard). bnk__bn_check_common validates
+ * cfg and shape and requires gamma (beta) when scale (center) is on. bnk__bn_check_running
+ * requires finite running means and finite, non-negative running variances. */
+bnk_status bnk__bn_check_shape(const bnk_bn_shape *shape, int allow_empty);
+bnk_status bnk__bn_check_common(const bnk_bn_config *cfg, const bnk_bn_shape *shape,
+                                const float *gamma, const float *beta, int allow_empty);
+bnk_status bnk__bn_check_running(const float *running_mean, const float *running_var, int64_t c);
 
 #endif /* BNKIT_BN_INTERNAL_H */

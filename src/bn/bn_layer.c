@@ -13,8 +13,9 @@ struct bnk_bn_layer {
     bnk_bn_config cfg;
     int64_t channels;
     int64_t step;
-    float *arena;  /* [ARENA_FIELDS * channels] */
-    double *saved; /* [BNK_BN_SAVED_FIELDS * channels] */
+    float *arena;            /* [ARENA_FIELDS * channels] */
+    double *saved;           /* [BNK_BN_SAVED_FIELDS * channels] */
+    const bnk_bn_comm *comm; /* NULL: local BN; else training runs synchronised over it */
 };
 
 bnk_status bnk_bn_layer_create(bnk_bn_layer **out, const bnk_bn_config *cfg, int64_t channels) {
@@ -89,9 +90,15 @@ bnk_status bnk_bn_layer_forward(bnk_bn_layer *layer, const bnk_bn_shape *shape, 
         return bnk_bn_forward_infer(&layer->cfg, shape, y, x, field(layer, ARENA_GAMMA),
                                     field(layer, ARENA_BETA), field(layer, ARENA_RMEAN),
                                     field(layer, ARENA_RVAR));
-    st = bnk_bn_forward_train(&layer->cfg, shape, layer->step, y, layer->saved,
-                              field(layer, ARENA_RMEAN), field(layer, ARENA_RVAR), x,
-                              field(layer, ARENA_GAMMA), field(layer, ARENA_BETA));
+    if (layer->comm)
+        st = bnk_bn_forward_train_sync(&layer->cfg, shape, layer->step, y, layer->saved,
+                                       field(layer, ARENA_RMEAN), field(layer, ARENA_RVAR), x,
+                                       field(layer, ARENA_GAMMA), field(layer, ARENA_BETA),
+                                       layer->comm);
+    else
+        st = bnk_bn_forward_train(&layer->cfg, shape, layer->step, y, layer->saved,
+                                  field(layer, ARENA_RMEAN), field(layer, ARENA_RVAR), x,
+                                  field(layer, ARENA_GAMMA), field(layer, ARENA_BETA));
     if (st == BNK_OK) layer->step++;
     return st;
 }
@@ -100,6 +107,10 @@ bnk_status bnk_bn_layer_backward(bnk_bn_layer *layer, const bnk_bn_shape *shape,
                                  const float *dy, const float *x, const float *y) {
     bnk_status st = check_channels(layer, shape);
     if (st != BNK_OK) return st;
+    if (layer->comm)
+        return bnk_bn_backward_sync(&layer->cfg, shape, dx, field(layer, ARENA_DGAMMA),
+                                    field(layer, ARENA_DBETA), dy, x, y, field(layer, ARENA_GAMMA),
+                                    layer->saved, layer->comm);
     return bnk_bn_backward(&layer->cfg, shape, dx, field(layer, ARENA_DGAMMA),
                            field(layer, ARENA_DBETA), dy, x, y, field(layer, ARENA_GAMMA),
                            layer->saved);
@@ -143,6 +154,10 @@ float *bnk_bn_layer_dgamma(bnk_bn_layer *layer) {
 
 float *bnk_bn_layer_dbeta(bnk_bn_layer *layer) {
     return field(layer, ARENA_DBETA);
+}
+
+void bnk_bn_layer_set_comm(bnk_bn_layer *layer, const bnk_bn_comm *comm) {
+    layer->comm = comm;
 }
 
 const double *bnk_bn_layer_saved(const bnk_bn_layer *layer) {
