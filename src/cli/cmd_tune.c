@@ -8,7 +8,10 @@
  * inside the study's write transaction), train with it (reporting validation accuracy every
  * epoch so that the pruner can stop it; a heartbeat thread keeps the trial alive), tell the
  * result. At the end the best configuration is trained once more and evaluated on the test
- * set, which no trial touches. */
+ * set, which no trial touches.
+ *
+ * Under mpirun/srun with several ranks, cmd_tune_mpi.c takes over after option parsing: rank 0
+ * owns the study, every rank runs trials in forked children (bnk__tune_trial_train is shared). */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -25,6 +28,7 @@
 #include "bnkit/tune.h"
 #include "cli/cli.h"
 #include "cli/tune_common.h"
+#include "cli/tune_mpi.h"
 
 static const char *const CTX = "tune";
 
@@ -48,20 +52,9 @@ static const bnk_cli_opt tune_opts[] = {
 };
 enum { N_TUNE_OPTS = sizeof tune_opts / sizeof tune_opts[0], MAX_TRAIN_ARGS = 128 };
 
-/* Everything a worker needs, fixed before any fork. */
-typedef struct tune_job {
-    const char *path;
-    bnk_study_config cfg;
-    int64_t budget;
-    double stale_seconds;
-    int threads_per_worker; /* 0: leave --threads / OpenMP's default alone */
-    int ntrain;
-    char **train_argv; /* fixed training options */
-    FILE *log;
-    double start;
-} tune_job;
+typedef bnk__tune_job tune_job;
 
-static double now_seconds(void) {
+double bnk__tune_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -118,56 +111,86 @@ static void heartbeat_stop(heartbeat *hb) {
 
 /* ---- One trial ----------------------------------------------------------------------------- */
 
+typedef struct train_ctx {
+    bnk__tune_report_fn report;
+    void *user;
+    double last_value;
+} train_ctx;
+
+static bool on_epoch(const bnk_epoch_metrics *m, void *user) {
+    train_ctx *t = user;
+    t->last_value = m->val_accuracy;
+    return t->report(t->user, m->epoch, m->val_accuracy);
+}
+
+static void outcome_failed(bnk__tune_outcome *out, const char *reason) {
+    out->state = BNK_TRIAL_FAILED;
+    out->value = NAN;
+    snprintf(out->reason, sizeof out->reason, "%s", reason);
+}
+
+void bnk__tune_trial_train(const tune_job *job, const bnk_point *x, bnk__tune_report_fn report,
+                           void *user, bnk__tune_outcome *out) {
+    bnk_train_config tc;
+    char reason[160] = "";
+    memset(out, 0, sizeof *out);
+    int rc = bnk__tune_train_config(CTX, job->ntrain, job->train_argv, &job->cfg.space, x,
+                                    job->threads_per_worker, &tc, reason, sizeof reason);
+    if (rc != BNK_CLI_OK) {
+        outcome_failed(out, reason);
+        return;
+    }
+    tc.no_test = true;
+    tc.log = NULL;
+    train_ctx t = {.report = report, .user = user, .last_value = NAN};
+    bnk_train_result res;
+    bnk_status st = bnk_train_run(&tc, on_epoch, &t, &res, NULL);
+    if (st != BNK_OK) {
+        outcome_failed(out, bnk_errmsg());
+    } else if (res.diverged) {
+        snprintf(reason, sizeof reason, "diverged: NaN/Inf loss at step %lld",
+                 (long long)res.diverged_step);
+        outcome_failed(out, reason);
+    } else if (res.stopped_early) {
+        out->state = BNK_TRIAL_PRUNED;
+        out->value = t.last_value;
+    } else if (isnan(res.val_accuracy)) {
+        outcome_failed(out, "no validation accuracy: give the trials --val-size > 0");
+    } else {
+        out->state = BNK_TRIAL_COMPLETE;
+        out->value = res.val_accuracy;
+    }
+}
+
 typedef struct trial_ctx {
     bnk_study *study;
     int64_t id;
-    double last_value;
     bnk_status report_status;
 } trial_ctx;
 
-static bool report_epoch(const bnk_epoch_metrics *m, void *user) {
+static bool report_epoch(void *user, int64_t epoch, double value) {
     trial_ctx *t = user;
     bool prune = false;
-    t->last_value = m->val_accuracy;
-    bnk_status st = bnk_study_report(t->study, t->id, m->epoch, m->val_accuracy, &prune);
+    bnk_status st = bnk_study_report(t->study, t->id, epoch, value, &prune);
     if (st != BNK_OK) t->report_status = st;
     return prune || st != BNK_OK;
 }
 
 /* Trains point x; tells the study how it went. Returns BNK_OK unless the study itself failed. */
 static bnk_status run_trial(const tune_job *job, bnk_study *study, int64_t id, const bnk_point *x) {
-    bnk_train_config tc;
-    char reason[160] = "";
-    int rc = bnk__tune_train_config(CTX, job->ntrain, job->train_argv, &job->cfg.space, x,
-                                    job->threads_per_worker, &tc, reason, sizeof reason);
-    if (rc != BNK_CLI_OK) return bnk_study_tell(study, id, BNK_TRIAL_FAILED, NAN, reason);
-    tc.no_test = true;
-    tc.log = NULL;
-    trial_ctx t = {.study = study, .id = id, .last_value = NAN, .report_status = BNK_OK};
+    trial_ctx t = {.study = study, .id = id, .report_status = BNK_OK};
     heartbeat hb;
     bool hb_on = heartbeat_start(&hb, job, id);
-    bnk_train_result res;
-    bnk_status st = bnk_train_run(&tc, report_epoch, &t, &res, NULL);
+    bnk__tune_outcome out;
+    bnk__tune_trial_train(job, x, report_epoch, &t, &out);
     if (hb_on) heartbeat_stop(&hb);
     if (t.report_status != BNK_OK) return t.report_status;
-    if (st != BNK_OK) {
-        snprintf(reason, sizeof reason, "%s", bnk_errmsg());
-        return bnk_study_tell(study, id, BNK_TRIAL_FAILED, NAN, reason);
-    }
-    if (res.diverged) {
-        snprintf(reason, sizeof reason, "diverged: NaN/Inf loss at step %lld",
-                 (long long)res.diverged_step);
-        return bnk_study_tell(study, id, BNK_TRIAL_FAILED, NAN, reason);
-    }
-    if (res.stopped_early) return bnk_study_tell(study, id, BNK_TRIAL_PRUNED, t.last_value, NULL);
-    if (isnan(res.val_accuracy))
-        return bnk_study_tell(study, id, BNK_TRIAL_FAILED, NAN,
-                              "no validation accuracy: give the trials --val-size > 0");
-    return bnk_study_tell(study, id, BNK_TRIAL_COMPLETE, res.val_accuracy, NULL);
+    return bnk_study_tell(study, id, out.state, out.value,
+                          out.state == BNK_TRIAL_FAILED ? out.reason : NULL);
 }
 
 /* One progress line after a trial: its outcome, the best so far, counts, elapsed and ETA. */
-static void progress(const tune_job *job, bnk_study *study, int64_t id, const char *worker) {
+void bnk__tune_progress(const tune_job *job, bnk_study *study, int64_t id, const char *worker) {
     bnk_trial *trials = NULL;
     int64_t n = 0;
     if (bnk_study_trials(study, &trials, &n) != BNK_OK) return;
@@ -180,7 +203,7 @@ static void progress(const tune_job *job, bnk_study *study, int64_t id, const ch
         if (t->state == BNK_TRIAL_COMPLETE && (best < 0 || t->loss < trials[best].loss)) best = i;
     }
     if (me) {
-        const double elapsed = now_seconds() - job->start;
+        const double elapsed = bnk__tune_now() - job->start;
         fprintf(job->log, "[%s] trial %lld %-8s", worker, (long long)me->number,
                 bnk_trial_state_str(me->state));
         if (isfinite(me->value)) fprintf(job->log, " %s %.4f", job->cfg.objective, me->value);
@@ -221,7 +244,7 @@ static int worker(const tune_job *job, int index) {
             continue;
         }
         if (st != BNK_OK) break;
-        progress(job, study, id, name);
+        bnk__tune_progress(job, study, id, name);
     }
     if (st != BNK_OK) bnk__cli_error(CTX, "%s: %s", job->path, bnk_errmsg());
     bnk_study_close(study);
@@ -319,7 +342,7 @@ int bnk__cmd_tune(int argc, char **argv) {
         return BNK_CLI_OK;
     }
     tune_job job = {.log = bnk__cli_value(&group, "json") ? stderr : stdout,
-                    .start = now_seconds()};
+                    .start = bnk__tune_now()};
     job.path = bnk__cli_value(&group, "study");
     if (!job.path) {
         bnk__cli_error(CTX, "--study FILE is required");
@@ -348,6 +371,16 @@ int bnk__cmd_tune(int argc, char **argv) {
         return rc;
     job.ntrain = ntrain;
     job.train_argv = (char **)train_args;
+#ifdef BNKIT_HAVE_MPI
+    if (bnk__tune_mpi_enabled()) {
+        /* launched by mpirun/srun on several ranks: rank 0 owns the study, every rank runs
+         * trials (cmd_tune_mpi.c); only rank 0 prints the summary */
+        bool root = false;
+        rc = bnk__tune_mpi_run(&job, workers, &root);
+        if (rc != BNK_CLI_OK || !root) return rc;
+        return finish(&job, bnk__cli_value(&group, "json") != NULL);
+    }
+#endif
     /* share the cores between workers unless the trials say --threads themselves */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers > 1) job.threads_per_worker = cores > workers ? (int)(cores / workers) : 1;
