@@ -75,6 +75,23 @@ void bnk_model_destroy(bnk_model *model); /* NULL is harmless */
  * in BN (running statistics updated, BN step += 1) and dropout active. */
 bnk_status bnk_model_forward(bnk_model *model, const float *x, int64_t n, bool training);
 
+/* Forward pass over one shard of a global batch that several processes share (data-parallel
+ * training): x [n * in_c*in_h*in_w] holds the samples at positions [offset, offset + n) of a
+ * global batch of global_n. Differences from bnk_model_forward, which is
+ * bnk_model_forward_shard(model, x, n, 0, n, training):
+ *   - n may be 0 (x may then be NULL): an empty shard still takes part in synchronised BN
+ *     (bnk_model_set_bn_comm), whose every member must call the same layers in order, and its
+ *     BN step counter still advances;
+ *   - dropout draws the masks that a single-process forward of the whole global batch would
+ *     give these samples, so training does not depend on how the batch is split;
+ *   - the following bnk_model_loss returns this shard's share of the global batch mean (the sum
+ *     of its samples' losses / global_n), and its gradients are scaled alike, so that summing
+ *     the parameter gradients over all shards gives the gradient of the global mean.
+ * Errors as bnk_model_forward, and BNK_ERR_SIZE when [offset, offset + n) is not inside
+ * [0, global_n). */
+bnk_status bnk_model_forward_shard(bnk_model *model, const float *x, int64_t n, int64_t offset,
+                                   int64_t global_n, bool training);
+
 /* The last forward's output: logits [n * num_outputs]. */
 const float *bnk_model_logits(const bnk_model *model);
 int64_t bnk_model_num_outputs(const bnk_model *model);
@@ -101,6 +118,13 @@ bnk_status bnk_model_set_bn_config(bnk_model *model, const bnk_bn_config *cfg);
 /* Number of BN training steps so far (the BN layers' step counter t). */
 int64_t bnk_model_bn_step(const bnk_model *model);
 void bnk_model_set_bn_step(bnk_model *model, int64_t step);
+/* Makes every BN layer's training forward and backward synchronised over comm
+ * (bnk_bn_forward_train_sync / bnk_bn_backward_sync: batch statistics of the union of the
+ * group's shards); NULL (the default) returns to local BN. The model keeps the pointer; comm
+ * must outlive its use. Every member of the group must then run the same training forwards and
+ * backwards in the same order (bnk_model_forward_shard allows empty shards for that). Inference
+ * never communicates. NULL model is harmless. */
+void bnk_model_set_bn_comm(bnk_model *model, const bnk_bn_comm *comm);
 
 /* Named tensors, for checkpoints and for loading weights from elsewhere. Parameters are named
  * "<layer index>.<kind>.<weight|bias|gamma|beta>", BN buffers "<i>.bn.running_mean|running_var";

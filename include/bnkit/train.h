@@ -26,6 +26,39 @@
 extern "C" {
 #endif
 
+/* Data-parallel training over several processes (ranks): how bnk_train_run talks to the others.
+ * libbnkit never depends on MPI; bnkit/train_mpi.h fills this in from an MPI communicator, and
+ * any other transport can fill in the operations. Every rank calls bnk_train_run with the same
+ * configuration (data, seed, model, batch, ...): each loads the whole data set and shuffles it
+ * with the same seed, so all agree on every global batch of `batch` samples, and rank r trains
+ * on its contiguous slice (sizes differ by at most one; a slice may be empty). The loss is the
+ * global batch mean: each rank's gradients are its share (see bnk_model_forward_shard), summed
+ * with sum_f32, and the optimiser then takes identical steps everywhere, so parameters stay
+ * bit-identical on all ranks (checked once per epoch: BNK_ERR_IO when they are not). Reported
+ * losses and accuracies are the global ones; evaluation is sharded and summed. Only rank 0 writes
+ * progress lines to cfg->log; the epoch callback runs on every rank with identical metrics, and the
+ * run stops when any rank's callback asks to.
+ *
+ * With bn_comm, BN is synchronised: batch statistics over the whole global batch, identical
+ * running statistics on all ranks, and results equal to single-process training up to float
+ * rounding. Without (ghost BN), each rank normalises with its own slice's statistics and keeps
+ * its own running statistics, which are averaged over the ranks before every evaluation and at
+ * the end of the run; a global batch smaller than 2 samples per rank then goes to fewer ranks
+ * so that no slice holds a single sample.
+ *
+ * A rank that fails leaves the others waiting in a collective operation: the caller must abort
+ * the job (the CLI calls MPI_Abort). */
+typedef struct bnk_train_dist {
+    int rank, size;             /* this rank in [0, size); size >= 1                           */
+    const bnk_bn_comm *bn_comm; /* synchronised BN over the ranks; NULL: ghost (per-rank) BN  */
+    /* Element-wise sums of buf[0, n) over all ranks, in place. The result must be bit-identical
+     * on every rank (sum_f32 carries the gradients; identical sums keep parameters identical).
+     * Return BNK_OK or an error status with bnk_errmsg() set. */
+    bnk_status (*sum_f32)(void *ctx, float *buf, size_t n);
+    bnk_status (*sum_f64)(void *ctx, double *buf, size_t n); /* losses, hit counts, flags */
+    void *ctx;
+} bnk_train_dist;
+
 typedef enum bnk_lr_schedule {
     BNK_LR_CONSTANT,
     BNK_LR_STEP,  /* lr * gamma^(floor(epoch / step_epochs)), epochs counted from 0 */
@@ -51,15 +84,17 @@ typedef struct bnk_train_config {
      * bn.dmax by dmax_ramp_end (the paper: 5000, 40000, 25000). renorm_warmup < 0: off, use
      * bn.rmax/bn.dmax from the first step. */
     int64_t renorm_warmup, rmax_ramp_end, dmax_ramp_end;
-    double dropout;      /* default rate of dropout layers; 0.5                          */
-    uint64_t seed;       /* 0                                                            */
-    int threads;         /* 0: OpenMP's default                                         */
-    int64_t train_size;  /* 0: all (after the validation split)                          */
-    int64_t val_size;    /* samples moved from the training set into validation; 5000    */
-    int64_t max_steps;   /* 0: no limit                                                  */
-    bnk_scaling scaling; /* BNK_SCALE_UNIT                                               */
-    int64_t print_every; /* steps between loss lines on `log`; 0: none. 10               */
-    FILE *log;           /* progress lines; NULL: silent                                 */
+    double dropout;             /* default rate of dropout layers; 0.5                          */
+    uint64_t seed;              /* 0                                                            */
+    int threads;                /* 0: OpenMP's default                                         */
+    int64_t train_size;         /* 0: all (after the validation split)                          */
+    int64_t val_size;           /* samples moved from the training set into validation; 5000    */
+    int64_t max_steps;          /* 0: no limit                                                  */
+    bnk_scaling scaling;        /* BNK_SCALE_UNIT                                               */
+    int64_t print_every;        /* steps between loss lines on `log`; 0: none. 10               */
+    FILE *log;                  /* progress lines; NULL: silent                                 */
+    const bnk_train_dist *dist; /* data-parallel training over several ranks; NULL: this
+                                   process alone                                            */
 } bnk_train_config;
 
 bnk_train_config bnk_train_config_default(void);

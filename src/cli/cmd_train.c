@@ -10,6 +10,10 @@
 
 #include "bnkit/train.h"
 #include "cli/cli.h"
+#ifdef BNKIT_HAVE_MPI
+#include "bnkit/mpi.h"
+#include "bnkit/train_mpi.h"
+#endif
 
 static const char *const CTX = "train";
 
@@ -43,12 +47,14 @@ static const bnk_cli_opt train_opts[] = {
     {"metrics", "FILE", "write one JSON object per epoch to FILE"},
     {"save", "FILE", "write the trained model to FILE, a checkpoint (see bnkit eval, export)"},
     {"json", NULL, "print a final JSON summary on stdout (progress goes to stderr)"},
+    {"bn-sync", "on|off",
+     "under mpirun: BN statistics over the whole global batch (on) or per rank (off); on"},
     {"help", NULL, "print this help"},
 };
 enum { N_TRAIN_OPTS = sizeof train_opts / sizeof train_opts[0] };
 
 typedef struct epoch_sink {
-    FILE *log;     /* human-readable lines */
+    FILE *log;     /* human-readable lines; NULL: none (ranks other than 0) */
     FILE *metrics; /* JSON lines, or NULL */
     const char *metrics_path;
     bool write_failed;
@@ -88,6 +94,7 @@ static void write_metrics(FILE *f, const bnk_epoch_metrics *m) {
 
 static bool on_epoch(const bnk_epoch_metrics *m, void *user) {
     epoch_sink *s = user;
+    if (!s->log) return false;
     fprintf(s->log, "epoch %lld: train loss %.4f acc %.4f", (long long)m->epoch, m->train_loss,
             m->train_accuracy);
     if (!isnan(m->val_accuracy))
@@ -228,8 +235,8 @@ int bnk__cli_train_config(const char *ctx, int argc, char **argv, bnk_train_conf
                                  {"bn-", bnk__cli_bn_opts, BNK_CLI_BN_NOPTS, bn_vals}};
     int rc = bnk__cli_parse(ctx, argc, argv, groups, 2, NULL, 0, NULL);
     if (rc != BNK_CLI_OK) return rc;
-    static const char *const extra_opts[] = {"help", "json", "metrics", "save"};
-    for (int i = 0; !extras && i < 4; i++)
+    static const char *const extra_opts[] = {"help", "json", "metrics", "save", "bn-sync"};
+    for (int i = 0; !extras && i < 5; i++)
         if (bnk__cli_value(&groups[0], extra_opts[i])) {
             bnk__cli_error(ctx, "--%s is not a training option here", extra_opts[i]);
             return BNK_CLI_USAGE;
@@ -247,17 +254,100 @@ int bnk__cli_train_config(const char *ctx, int argc, char **argv, bnk_train_conf
     return build_config(ctx, &groups[0], &groups[1], cfg);
 }
 
+typedef struct dist_setup dist_setup;
+static int run_train(const bnk_train_config *cfgp, const bnk_cli_train_extras *xp,
+                     const dist_setup *dist, bool sync);
+
+/* --bn-sync on|off (default on): BNK_CLI_OK or BNK_CLI_USAGE after a message. */
+static int parse_bn_sync(int argc, char **argv, bool *sync) {
+    const char *vals[32];
+    int n = bnk__cli_collect(argc, argv, "bn-sync", vals, 32);
+    *sync = true;
+    if (n == 0) return BNK_CLI_OK;
+    const char *v = vals[(n < 32 ? n : 32) - 1]; /* the last one wins, as for every option */
+    static const char *const names[] = {"off", "on"};
+    int choice;
+    int rc = parse_choice(CTX, "--bn-sync", v, names, 2, &choice);
+    *sync = choice == 1;
+    return rc;
+}
+
+/* Data-parallel training when launched on several MPI ranks: every rank runs this command
+ * with the same options; only rank 0 prints, writes --metrics, --json and --save. */
+struct dist_setup {
+    int rank, size;
+#ifdef BNKIT_HAVE_MPI
+    bnk_train_mpi tm;
+#endif
+};
+
+static int dist_begin(dist_setup *d, bool sync, bnk_train_config *cfg) {
+    d->rank = 0;
+    d->size = 1;
+#ifdef BNKIT_HAVE_MPI
+    if (!bnk_mpi_active()) return BNK_CLI_OK;
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    if (d->size <= 1) return BNK_CLI_OK;
+    if (bnk_train_mpi_init(&d->tm, MPI_COMM_WORLD, sync) != BNK_OK) {
+        bnk__cli_error(CTX, "%s", bnk_errmsg());
+        return BNK_CLI_FAIL;
+    }
+    d->rank = d->tm.dist.rank;
+    cfg->dist = &d->tm.dist;
+#else
+    (void)sync;
+    (void)cfg;
+#endif
+    return BNK_CLI_OK;
+}
+
+static void dist_end(dist_setup *d) {
+#ifdef BNKIT_HAVE_MPI
+    if (d->size > 1) bnk_train_mpi_free(&d->tm);
+#endif
+    (void)d;
+}
+
 int bnk__cmd_train(int argc, char **argv) {
     bnk_train_config cfg = bnk_train_config_default();
     bnk_cli_train_extras extras;
     int rc = bnk__cli_train_config(CTX, argc, argv, &cfg, &extras);
     if (rc != BNK_CLI_OK || extras.help) return rc;
-    const bool json = extras.json;
-    epoch_sink sink = {.log = json ? stderr : stdout};
+    bool sync;
+    if ((rc = parse_bn_sync(argc, argv, &sync)) != BNK_CLI_OK) return rc;
+    dist_setup dist;
+    if ((rc = dist_begin(&dist, sync, &cfg)) != BNK_CLI_OK) return rc;
+    rc = run_train(&cfg, &extras, &dist, sync);
+    dist_end(&dist);
+    return rc;
+}
+
+static int run_train(const bnk_train_config *cfgp, const bnk_cli_train_extras *xp,
+                     const dist_setup *dist, bool sync) {
+    bnk_train_config cfg = *cfgp;
+    const bnk_cli_train_extras extras = *xp;
+    int rc = BNK_CLI_OK;
+    const bool lead = dist->rank == 0; /* the rank that prints and writes files */
+    const bool json = extras.json && lead;
+    epoch_sink sink = {.log = !lead ? NULL : extras.json ? stderr : stdout};
     cfg.log = sink.log;
-    if (extras.save && (rc = bnk__cli_check_writable(CTX, "--save", extras.save)) != BNK_CLI_OK)
+    if (lead && dist->size > 1) {
+        const long long lo = (long long)(cfg.batch / dist->size),
+                        hi = (long long)((cfg.batch + dist->size - 1) / dist->size);
+        fprintf(sink.log, "data-parallel training on %d ranks: global batch %lld, ", dist->size,
+                (long long)cfg.batch);
+        if (lo == hi)
+            fprintf(sink.log, "%lld per rank, ", lo);
+        else
+            fprintf(sink.log, "%lld-%lld per rank, ", lo, hi);
+        fprintf(sink.log, "%s\n",
+                sync ? "synchronised BN (batch statistics over all ranks)"
+                     : "ghost BN (batch statistics per rank)");
+    }
+    if (lead && extras.save &&
+        (rc = bnk__cli_check_writable(CTX, "--save", extras.save)) != BNK_CLI_OK)
         return rc;
-    const char *metrics = extras.metrics;
+    const char *metrics = lead ? extras.metrics : NULL;
     if (metrics && !(sink.metrics = fopen(metrics, "w"))) {
         bnk__cli_error(CTX, "--metrics %s: cannot open: %s", metrics, strerror(errno));
         return BNK_CLI_FAIL;
@@ -265,16 +355,24 @@ int bnk__cmd_train(int argc, char **argv) {
     sink.metrics_path = metrics;
     bnk_train_result res;
     bnk_model *model = NULL;
-    bnk_status st = bnk_train_run(&cfg, on_epoch, &sink, &res, extras.save ? &model : NULL);
+    const bool save = extras.save && lead;
+    bnk_status st = bnk_train_run(&cfg, on_epoch, &sink, &res, save ? &model : NULL);
     if (sink.metrics && fclose(sink.metrics) != 0) sink.write_failed = true;
-    if (st == BNK_OK && !sink.write_failed && !res.diverged && extras.save)
+    if (st == BNK_OK && !sink.write_failed && !res.diverged && save)
         rc = bnk__cli_save_checkpoint(CTX, extras.save, model, &cfg);
     bnk_model_destroy(model);
     if (rc != BNK_CLI_OK) return rc;
     if (st != BNK_OK) {
-        bnk__cli_error(CTX, "%s", bnk_errmsg());
+        /* every failing rank says why: the first to fail aborts the job (main.c), possibly
+         * before rank 0 could print */
+        if (lead)
+            bnk__cli_error(CTX, "%s", bnk_errmsg());
+        else
+            bnk__cli_error(CTX, "rank %d: %s", dist->rank, bnk_errmsg());
         return bnk__cli_exit_for(st);
     }
+    /* divergence is seen by every rank at the same step: rank 0 reports it and exits 3 */
+    if (!lead) return BNK_CLI_OK;
     if (sink.write_failed) {
         bnk__cli_error(CTX, "--metrics %s: write failed: %s", metrics, strerror(errno));
         return BNK_CLI_FAIL;

@@ -15,6 +15,7 @@
 #include "bn/bn_moments.h"
 #include "bnkit/bn_mpi.h"
 #include "core/internal.h"
+#include "mpi/mpi_internal.h"
 
 struct bnk_bn_mpi_comm {
     bnk_bn_comm iface;   /* ctx points at this object */
@@ -41,12 +42,7 @@ static void merge_triples(void *in, void *inout, int *len, MPI_Datatype *type) {
 }
 
 static bnk_status mpi_fail(int rc, const char *what) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) len = 0;
-    msg[len < MPI_MAX_ERROR_STRING ? len : MPI_MAX_ERROR_STRING - 1] = '\0';
-    return bnk__fail(BNK_ERR_IO, "synchronised BN: %s failed: %s", what,
-                     len ? msg : "unknown MPI error");
+    return bnk__mpi_fail(rc, "synchronised BN", what);
 }
 
 bnk_status bnk_bn_mpi_comm_reserve(bnk_bn_mpi_comm *c, size_t channels) {

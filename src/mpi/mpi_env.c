@@ -3,6 +3,7 @@
 
 #include "bnkit/mpi.h"
 #include "core/internal.h"
+#include "mpi/mpi_internal.h"
 
 static bool initialised_here;
 
@@ -34,4 +35,12 @@ bool bnk_mpi_active(void) {
 void bnk_mpi_finalize(void) {
     if (initialised_here && bnk_mpi_active()) MPI_Finalize();
     initialised_here = false;
+}
+
+bnk_status bnk__mpi_fail(int rc, const char *ctx, const char *what) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) len = 0;
+    msg[len < MPI_MAX_ERROR_STRING ? len : MPI_MAX_ERROR_STRING - 1] = '\0';
+    return bnk__fail(BNK_ERR_IO, "%s: %s failed: %s", ctx, what, len ? msg : "unknown MPI error");
 }

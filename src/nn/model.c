@@ -27,11 +27,13 @@ struct bnk_model {
     float *dinput;         /* [max_batch * in_size] scratch when layer 0 needs a dx */
     int ntensors;
     bnk_tensor_info tensors[4 * BNK__MAX_LAYERS];
-    const float *input; /* the last forward's x */
-    int64_t last_n;     /* batch size of the last forward, 0 when none */
-    bool last_training, have_loss;
+    const float *input;    /* the last forward's x */
+    int64_t last_n;        /* batch size of the last forward (0: an empty shard) */
+    int64_t last_global_n; /* the global batch the last forward's shard belongs to */
+    bool have_forward, last_training, have_loss;
     int64_t bn_step;
     uint64_t dropout_rng;
+    const bnk_bn_comm *bn_comm; /* synchronised BN over this group; NULL: local BN */
 };
 
 bnk_model_config bnk_model_config_default(void) {
@@ -365,20 +367,46 @@ static bnk_bn_shape bn_shape(const bnk__layer *l, int64_t n) {
     return s;
 }
 
+/* Skips `draws` values of a splitmix64 stream: its state advances by a constant per draw. */
+static void rng_skip(uint64_t *state, uint64_t draws) {
+    *state += draws * 0x9E3779B97F4A7C15ull;
+}
+
 bnk_status bnk_model_forward(bnk_model *m, const float *x, int64_t n, bool training) {
-    if (!m || !x) return bnk__fail(BNK_ERR_NULL, "model forward: model and x must not be NULL");
-    if (n <= 0 || n > m->cfg.max_batch)
+    return bnk_model_forward_shard(m, x, n, 0, n, training);
+}
+
+bnk_status bnk_model_forward_shard(bnk_model *m, const float *x, int64_t n, int64_t offset,
+                                   int64_t global_n, bool training) {
+    if (!m || (!x && n > 0))
+        return bnk__fail(BNK_ERR_NULL, "model forward: model and x must not be NULL");
+    if (n < 0 || n > m->cfg.max_batch || global_n < 1)
         return bnk__fail(BNK_ERR_SIZE, "model forward: batch of %lld samples, max_batch is %lld",
                          (long long)n, (long long)m->cfg.max_batch);
-    m->last_n = 0;
+    if (offset < 0 || offset > global_n - n)
+        return bnk__fail(BNK_ERR_SIZE,
+                         "model forward: shard [%lld, %lld) is not inside a global batch of "
+                         "%lld samples",
+                         (long long)offset, (long long)(offset + n), (long long)global_n);
+    m->have_forward = false;
     m->have_loss = false;
-    const float *in = x;
+    const float *in = n ? x : m->acts; /* an empty shard reads nothing */
     bool has_bn = false;
     for (int i = 0; i < m->nlayers; i++) {
         bnk__layer *l = &m->layers[i];
         const float *w = m->params + l->w_off, *b = m->params + l->b_off;
         const size_t count = (size_t)n * l->out_size;
         bnk_status st = BNK_OK;
+        /* An empty shard only takes part in synchronised BN (its collective operations); every
+         * other layer has nothing to compute. */
+        if (n == 0 && !(l->spec.kind == BNK__LAYER_BN && training && m->bn_comm) &&
+            l->spec.kind != BNK__LAYER_FLATTEN) {
+            if (l->spec.kind == BNK__LAYER_BN) has_bn = true;
+            if (l->spec.kind == BNK__LAYER_DROPOUT && training && l->rate > 0.0)
+                rng_skip(&m->dropout_rng, (uint64_t)global_n * l->out_size);
+            in = l->out;
+            continue;
+        }
         switch (l->spec.kind) {
         case BNK__LAYER_DENSE:
             st = bnk__dense_forward(n, (int64_t)l->in_size, l->out_c, l->out, in, w, b);
@@ -395,16 +423,27 @@ bnk_status bnk_model_forward(bnk_model *m, const float *x, int64_t n, bool train
         case BNK__LAYER_BN: {
             const bnk_bn_shape s = bn_shape(l, n);
             has_bn = true;
-            st = training ? bnk_bn_forward_train(&m->bn, &s, m->bn_step, l->out, l->saved,
-                                                 l->running_mean, l->running_var, in, w, b)
-                          : bnk_bn_forward_infer(&m->bn, &s, l->out, in, w, b, l->running_mean,
-                                                 l->running_var);
+            if (training && m->bn_comm)
+                st = bnk_bn_forward_train_sync(&m->bn, &s, m->bn_step, l->out, l->saved,
+                                               l->running_mean, l->running_var, in, w, b,
+                                               m->bn_comm);
+            else if (training)
+                st = bnk_bn_forward_train(&m->bn, &s, m->bn_step, l->out, l->saved, l->running_mean,
+                                          l->running_var, in, w, b);
+            else
+                st = bnk_bn_forward_infer(&m->bn, &s, l->out, in, w, b, l->running_mean,
+                                          l->running_var);
             break;
         }
         case BNK__LAYER_DROPOUT:
-            if (training && l->rate > 0.0)
-                bnk__dropout_forward(count, l->rate, &m->dropout_rng, l->mask, l->out, in);
-            else
+            if (training && l->rate > 0.0) {
+                /* the masks of a single-process forward of the whole global batch: this shard
+                 * draws at its samples' positions of the stream, which then moves past all */
+                uint64_t rng = m->dropout_rng;
+                rng_skip(&rng, (uint64_t)offset * l->out_size);
+                bnk__dropout_forward(count, l->rate, &rng, l->mask, l->out, in);
+                rng_skip(&m->dropout_rng, (uint64_t)global_n * l->out_size);
+            } else
                 memcpy(l->out, in, count * sizeof(float));
             break;
         case BNK__LAYER_FLATTEN:
@@ -417,7 +456,9 @@ bnk_status bnk_model_forward(bnk_model *m, const float *x, int64_t n, bool train
     if (training && has_bn) m->bn_step++;
     m->input = x;
     m->last_n = n;
+    m->last_global_n = global_n;
     m->last_training = training;
+    m->have_forward = true;
     return BNK_OK;
 }
 
@@ -431,8 +472,9 @@ int64_t bnk_model_num_outputs(const bnk_model *m) {
 
 bnk_status bnk_model_loss(bnk_model *m, const int32_t *labels, int64_t n, double *loss,
                           int64_t *correct) {
-    if (!m || !labels) return bnk__fail(BNK_ERR_NULL, "model loss: model and labels required");
-    if (m->last_n == 0 || n != m->last_n)
+    if (!m || (!labels && n > 0))
+        return bnk__fail(BNK_ERR_NULL, "model loss: model and labels required");
+    if (!m->have_forward || n != m->last_n)
         return bnk__fail(BNK_ERR_SHAPE,
                          "model loss: %lld labels but the last forward had %lld "
                          "samples",
@@ -444,7 +486,17 @@ bnk_status bnk_model_loss(bnk_model *m, const int32_t *labels, int64_t n, double
                              "model loss: label %d of sample %lld is outside "
                              "[0, %lld)",
                              (int)labels[i], (long long)i, (long long)last->out_c);
-    double l = bnk__softmax_xent(n, last->out_c, last->dout, correct, last->out, labels);
+    double l = 0.0;
+    if (correct) *correct = 0;
+    if (n > 0) l = bnk__softmax_xent(n, last->out_c, last->dout, correct, last->out, labels);
+    if (n > 0 && m->last_global_n != n) {
+        /* a shard: its share of the global batch mean, sum / global_n, and gradients alike */
+        const double share = (double)n / (double)m->last_global_n;
+        const float fshare = (float)share;
+        const size_t count = (size_t)n * (size_t)last->out_c;
+        for (size_t i = 0; i < count; i++) last->dout[i] *= fshare;
+        l *= share;
+    }
     if (loss) *loss = l;
     m->have_loss = true;
     return BNK_OK;
@@ -463,6 +515,9 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
         float *dw = m->grads + l->w_off, *db = m->grads + l->b_off;
         const size_t count = (size_t)n * l->out_size;
         bnk_status st = BNK_OK;
+        if (n == 0 && !(l->spec.kind == BNK__LAYER_BN && m->bn_comm))
+            continue; /* an empty shard: only synchronised BN's collective operations */
+        if (!in) in = m->acts;
         switch (l->spec.kind) {
         case BNK__LAYER_DENSE:
             st = bnk__dense_backward(n, (int64_t)l->in_size, l->out_c, din, dw, db, l->dout, in, w);
@@ -478,8 +533,11 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
             break;
         case BNK__LAYER_BN: {
             const bnk_bn_shape s = bn_shape(l, n);
-            st = bnk_bn_backward(&m->bn, &s, din ? din : m->dinput, dw, db, l->dout, in, l->out, w,
-                                 l->saved);
+            float *dx = din ? din : m->dinput;
+            st = m->bn_comm
+                     ? bnk_bn_backward_sync(&m->bn, &s, dx, dw, db, l->dout, in, l->out, w,
+                                            l->saved, m->bn_comm)
+                     : bnk_bn_backward(&m->bn, &s, dx, dw, db, l->dout, in, l->out, w, l->saved);
             break;
         }
         case BNK__LAYER_DROPOUT:
@@ -530,6 +588,10 @@ int64_t bnk_model_bn_step(const bnk_model *m) {
 
 void bnk_model_set_bn_step(bnk_model *m, int64_t step) {
     m->bn_step = step;
+}
+
+void bnk_model_set_bn_comm(bnk_model *m, const bnk_bn_comm *comm) {
+    if (m) m->bn_comm = comm;
 }
 
 int bnk_model_tensor_count(const bnk_model *m) {

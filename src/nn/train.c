@@ -34,6 +34,7 @@ bnk_train_config bnk_train_config_default(void) {
         .scaling = BNK_SCALE_UNIT,
         .print_every = 10,
         .log = NULL,
+        .dist = NULL,
     };
     c.bn.momentum = 0.9;
     return c;
@@ -65,6 +66,11 @@ static bnk_status validate(const bnk_train_config *c) {
     if (c->renorm_warmup >= 0 &&
         (c->rmax_ramp_end < c->renorm_warmup || c->dmax_ramp_end < c->renorm_warmup))
         return bnk__fail(BNK_ERR_PARAM, "renorm schedule: ramp ends must not precede the warmup");
+    const bnk_train_dist *d = c->dist;
+    if (d && (d->size < 1 || d->rank < 0 || d->rank >= d->size))
+        return bnk__fail(BNK_ERR_PARAM, "train: rank %d of %d ranks is invalid", d->rank, d->size);
+    if (d && d->size > 1 && (!d->sum_f32 || !d->sum_f64))
+        return bnk__fail(BNK_ERR_NULL, "train: distributed training needs sum_f32 and sum_f64");
     bnk_status st = bnk_optim_config_validate(&c->optim);
     return st == BNK_OK ? bnk_bn_config_validate(&c->bn) : st;
 }
@@ -110,7 +116,89 @@ typedef struct run {
     int64_t *order, *eval_idx;
     float *stats; /* [2 * features]: mean, std for BNK_SCALE_STANDARDIZE */
     const float *stats_ptr[2];
+    /* data-parallel training (cfg->dist); rank 0 of 1 without */
+    const bnk_train_dist *dist;
+    int rank, size;
+    bool ghost;          /* several ranks, per-rank BN statistics                     */
+    bool ghost_synced;   /* ghost BN: running statistics averaged since the last step */
+    int64_t shard_batch; /* the most samples one rank's forward sees: ceil(batch/size) */
 } run;
+
+/* Element-wise sums over the ranks (nothing to do alone). */
+static bnk_status sum_f32(const run *r, float *buf, size_t n) {
+    return r->size > 1 ? r->dist->sum_f32(r->dist->ctx, buf, n) : BNK_OK;
+}
+
+static bnk_status sum_f64(const run *r, double *buf, size_t n) {
+    return r->size > 1 ? r->dist->sum_f64(r->dist->ctx, buf, n) : BNK_OK;
+}
+
+/* This rank's contiguous slice [*off, *off + *cnt) of a global batch of count samples: the
+ * first count % k ranks take one sample more. Ghost BN never gives a rank a single sample (its
+ * BN would see m = 1): a batch of fewer than 2k samples goes to count/2 ranks. */
+static void shard(const run *r, int64_t count, int64_t *off, int64_t *cnt) {
+    int64_t k = r->size;
+    if (r->ghost && count < 2 * k) k = count / 2 > 1 ? count / 2 : 1;
+    if (r->rank >= k) {
+        *off = count;
+        *cnt = 0;
+        return;
+    }
+    const int64_t base = count / k, extra = count % k, rank = r->rank;
+    *cnt = base + (rank < extra ? 1 : 0);
+    *off = rank * base + (rank < extra ? rank : extra);
+}
+
+static bool all_finite(const float *v, size_t n) {
+    float acc = 0.0f;
+    for (size_t i = 0; i < n; i++) acc += v[i] - v[i]; /* 0, or NaN for NaN/Inf */
+    return acc == 0.0f;
+}
+
+/* Several ranks: checks once per epoch that the parameters (and, with synchronised BN, the
+ * running statistics) are the same bits on every rank, as an identical gradient sum keeps them.
+ * A 64-bit hash is cut into 16-bit pieces q; all ranks agree exactly when K*sum(q^2) equals
+ * sum(q)^2 for every piece, and those sums of integers are exact in double, so every rank
+ * reaches the same verdict. */
+static bnk_status check_identical(const run *r) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (int i = 0; i < bnk_model_tensor_count(r->model); i++) {
+        bnk_tensor_info t;
+        bnk_model_tensor(r->model, i, &t);
+        if (!t.trainable && r->ghost) continue; /* ghost BN: per-rank running statistics */
+        const unsigned char *p = (const unsigned char *)t.data;
+        for (size_t j = 0; j < t.count * sizeof(float); j++) h = (h ^ p[j]) * 1099511628211ull;
+    }
+    double q[8];
+    for (int k = 0; k < 4; k++) {
+        q[k] = (double)((h >> (16 * k)) & 0xffff);
+        q[4 + k] = q[k] * q[k];
+    }
+    bnk_status st = sum_f64(r, q, 8);
+    if (st != BNK_OK) return st;
+    for (int k = 0; k < 4; k++)
+        if ((double)r->size * q[4 + k] != q[k] * q[k])
+            return bnk__fail(BNK_ERR_IO,
+                             "train: the parameters differ between ranks: the gradient sum "
+                             "(bnk_train_dist.sum_f32) must give identical bits on every rank");
+    return BNK_OK;
+}
+
+/* Ghost BN: every rank takes the average of the ranks' running statistics (before evaluating
+ * and at the end), so that inference is the same everywhere. */
+static bnk_status sync_ghost_stats(run *r) {
+    if (!r->ghost || r->ghost_synced) return BNK_OK;
+    for (int i = 0; i < bnk_model_tensor_count(r->model); i++) {
+        bnk_tensor_info t;
+        bnk_model_tensor(r->model, i, &t);
+        if (t.trainable) continue;
+        bnk_status st = sum_f32(r, t.data, t.count);
+        if (st != BNK_OK) return st;
+        for (size_t j = 0; j < t.count; j++) t.data[j] /= (float)r->size;
+    }
+    r->ghost_synced = true;
+    return BNK_OK;
+}
 
 static void run_free(run *r) {
     bnk_dataset_destroy(r->train);
@@ -164,11 +252,12 @@ static bnk_status setup(run *r) {
     mc.in_c = ch;
     mc.in_h = h;
     mc.in_w = w;
-    mc.max_batch = c->batch;
+    mc.max_batch = r->shard_batch;
     mc.bn = c->bn;
     mc.dropout = c->dropout;
     mc.seed = c->seed;
     if ((st = bnk_model_create(&r->model, &mc)) != BNK_OK) return st;
+    if (r->size > 1 && r->dist->bn_comm) bnk_model_set_bn_comm(r->model, r->dist->bn_comm);
     const int64_t classes = bnk_dataset_num_classes(r->train);
     if (bnk_model_num_outputs(r->model) < classes)
         return bnk__fail(BNK_ERR_SHAPE,
@@ -178,10 +267,11 @@ static bnk_status setup(run *r) {
     if ((st = bnk_optim_create(&r->opt, &c->optim, bnk_model_num_params(r->model))) != BNK_OK)
         return st;
     const size_t feats = (size_t)(ch * h * w), n = (size_t)bnk_dataset_size(r->train);
-    r->x = malloc((size_t)c->batch * feats * sizeof(float));
-    r->labels = malloc((size_t)c->batch * sizeof(int32_t));
+    const size_t nb = (size_t)r->shard_batch;
+    r->x = malloc(nb * feats * sizeof(float));
+    r->labels = malloc(nb * sizeof(int32_t));
     r->order = malloc(n * sizeof(int64_t));
-    r->eval_idx = malloc((size_t)c->batch * sizeof(int64_t));
+    r->eval_idx = malloc(nb * sizeof(int64_t));
     r->stats = malloc(2 * feats * sizeof(float));
     if (!r->x || !r->labels || !r->order || !r->eval_idx || !r->stats)
         return bnk__fail(BNK_ERR_NOMEM, "cannot allocate training buffers");
@@ -193,16 +283,20 @@ static bnk_status setup(run *r) {
     return BNK_OK;
 }
 
-/* Mean loss and accuracy of the model in inference mode over a whole data set. */
+/* Mean loss and accuracy of the model in inference mode over a whole data set. Several ranks
+ * each evaluate a contiguous slice and sum. */
 static bnk_status evaluate(run *r, const bnk_dataset *ds, double *loss, double *accuracy) {
-    const int64_t n = bnk_dataset_size(ds), B = r->cfg->batch;
+    const int64_t n = bnk_dataset_size(ds), B = r->shard_batch;
+    const int64_t lo = n * r->rank / r->size, hi = n * (r->rank + 1) / r->size;
+    bnk_status st = sync_ghost_stats(r);
+    if (st != BNK_OK) return st;
     double total = 0.0;
     int64_t hits = 0;
-    for (int64_t start = 0; start < n; start += B) {
-        const int64_t count = n - start < B ? n - start : B;
+    for (int64_t start = lo; start < hi; start += B) {
+        const int64_t count = hi - start < B ? hi - start : B;
         for (int64_t i = 0; i < count; i++) r->eval_idx[i] = start + i;
-        bnk_status st = bnk_dataset_batch(ds, r->eval_idx, count, r->cfg->scaling, r->stats_ptr,
-                                          r->x, r->labels);
+        st = bnk_dataset_batch(ds, r->eval_idx, count, r->cfg->scaling, r->stats_ptr, r->x,
+                               r->labels);
         if (st == BNK_OK) st = bnk_model_forward(r->model, r->x, count, false);
         double l;
         int64_t c;
@@ -211,8 +305,10 @@ static bnk_status evaluate(run *r, const bnk_dataset *ds, double *loss, double *
         total += l * (double)count;
         hits += c;
     }
-    *loss = total / (double)n;
-    *accuracy = (double)hits / (double)n;
+    double sums[2] = {total, (double)hits};
+    if ((st = sum_f64(r, sums, 2)) != BNK_OK) return st;
+    *loss = sums[0] / (double)n;
+    *accuracy = sums[1] / (double)n;
     return BNK_OK;
 }
 
@@ -288,7 +384,16 @@ bnk_status bnk_train_run(const bnk_train_config *cfg, bnk_epoch_fn on_epoch, voi
     bnk_status st = validate(cfg);
     if (st != BNK_OK) return st;
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
-    run r = {.cfg = cfg};
+    run r = {.cfg = cfg, .dist = cfg->dist, .rank = 0, .size = 1, .shard_batch = cfg->batch};
+    if (cfg->dist && cfg->dist->size > 1) {
+        r.rank = cfg->dist->rank;
+        r.size = cfg->dist->size;
+        r.ghost = !cfg->dist->bn_comm;
+        r.shard_batch = (cfg->batch + r.size - 1) / r.size;
+        /* ghost BN hands a small batch to fewer ranks: at most 3 samples each (see shard) */
+        if (r.ghost && r.shard_batch < 3) r.shard_batch = 3;
+    }
+    FILE *log = r.rank == 0 ? cfg->log : NULL;
     const double t_start = now_seconds();
     if ((st = setup(&r)) != BNK_OK) {
         run_free(&r);
@@ -317,19 +422,36 @@ bnk_status bnk_train_run(const bnk_train_config *cfg, bnk_epoch_fn on_epoch, voi
                 if ((st = bnk_model_set_bn_config(r.model, &bn)) != BNK_OK) break;
             }
             double loss;
-            int64_t c;
-            st = bnk_dataset_batch(r.train, r.order + start, count, cfg->scaling, r.stats_ptr, r.x,
-                                   r.labels);
-            if (st == BNK_OK) st = bnk_model_forward(r.model, r.x, count, true);
-            if (st == BNK_OK) st = bnk_model_loss(r.model, r.labels, count, &loss, &c);
+            int64_t c, off, cnt;
+            shard(&r, count, &off, &cnt);
+            st = bnk_dataset_batch(r.train, r.order + start + off, cnt, cfg->scaling, r.stats_ptr,
+                                   r.x, r.labels);
+            if (st == BNK_OK) st = bnk_model_forward_shard(r.model, r.x, cnt, off, count, true);
+            if (st == BNK_OK) st = bnk_model_loss(r.model, r.labels, cnt, &loss, &c);
             if (st != BNK_OK) break;
-            if (!isfinite(loss)) {
+            r.ghost_synced = false;
+            if (r.size == 1 && !isfinite(loss)) {
                 res->diverged = true;
                 res->diverged_step = step + 1;
                 break;
             }
             bnk_model_zero_grad(r.model);
-            if ((st = bnk_model_backward(r.model, count)) != BNK_OK) break;
+            if ((st = bnk_model_backward(r.model, cnt)) != BNK_OK) break;
+            if (r.size > 1) {
+                /* Several ranks: one collective per step besides BN's, the gradient sum. A
+                 * non-finite loss share makes this rank's gradient NaN, so the summed gradient
+                 * tells every rank at once that the global loss diverged. Losses and hits are
+                 * this rank's shares, summed over the ranks at the end of the epoch. */
+                float *g = bnk_model_grads(r.model);
+                const size_t np = bnk_model_num_params(r.model);
+                if (!isfinite(loss) && np) g[0] = NAN;
+                if ((st = sum_f32(&r, g, np)) != BNK_OK) break;
+                if (!all_finite(g, np)) {
+                    res->diverged = true;
+                    res->diverged_step = step + 1;
+                    break;
+                }
+            }
             if (step % 10 == 0) {
                 accumulate_grad_norms(&r, grad_sq);
                 grad_samples++;
@@ -341,9 +463,19 @@ bnk_status bnk_train_run(const bnk_train_config *cfg, bnk_epoch_fn on_epoch, voi
             hits += c;
             seen += count;
             batches++;
-            if (cfg->log && cfg->print_every && step % cfg->print_every == 0)
-                fprintf(cfg->log, "epoch %lld step %lld loss %.4f\n", (long long)epoch + 1,
-                        (long long)step, loss);
+            if (cfg->print_every && step % cfg->print_every == 0) {
+                if (r.size > 1 && (st = sum_f64(&r, &loss, 1)) != BNK_OK) break; /* global */
+                if (log)
+                    fprintf(log, "epoch %lld step %lld loss %.4f\n", (long long)epoch + 1,
+                            (long long)step, loss);
+            }
+        }
+        if (st == BNK_OK && !res->diverged && r.size > 1) {
+            double sums[2] = {loss_sum, (double)hits}; /* the global batch means, over steps */
+            st = sum_f64(&r, sums, 2);
+            loss_sum = sums[0];
+            hits = (int64_t)sums[1];
+            if (st == BNK_OK) st = check_identical(&r);
         }
         if (st != BNK_OK || res->diverged || batches == 0) break;
         const double t_train = now_seconds() - t0;
@@ -368,7 +500,9 @@ bnk_status bnk_train_run(const bnk_train_config *cfg, bnk_epoch_fn on_epoch, voi
         if (!isnan(m->val_accuracy) &&
             (isnan(res->best_val_accuracy) || m->val_accuracy > res->best_val_accuracy))
             res->best_val_accuracy = m->val_accuracy;
-        if (on_epoch && on_epoch(m, user)) {
+        double stop = on_epoch && on_epoch(m, user) ? 1.0 : 0.0;
+        if ((st = sum_f64(&r, &stop, 1)) != BNK_OK) break; /* any rank's request stops all */
+        if (stop > 0.0) {
             res->stopped_early = true;
             break;
         }
@@ -378,6 +512,7 @@ bnk_status bnk_train_run(const bnk_train_config *cfg, bnk_epoch_fn on_epoch, voi
         st = evaluate(&r, r.test, &res->test_loss, &res->test_accuracy);
     res->seconds = now_seconds() - t_start;
     res->samples_per_sec = train_seconds > 0 ? trained / train_seconds : 0.0;
+    if (st == BNK_OK && model_out) st = sync_ghost_stats(&r);
     if (st == BNK_OK && model_out) {
         *model_out = r.model;
         r.model = NULL;
