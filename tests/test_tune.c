@@ -127,6 +127,17 @@ static void test_median_pruner(void **state) {
     /* the trial itself in the history does not count as a peer */
     hist[5] = t;
     assert_false(bnk_pruner_should_prune(&cfg, hist, 6, &t, 2));
+    /* pruned and running peers count at the steps they reached: two pruned trials with losses
+     * 0.9 and 1.0 at step 2 move the median of the seven values to 0.4, so 0.35 survives */
+    static const double low[2][2] = {{1.0, 0.9}, {1.1, 1.0}};
+    bnk_trial more[7];
+    for (int i = 0; i < 5; i++) more[i] = hist[i];
+    t.curve = (double *)worse;
+    more[5] = make_trial(6, BNK_TRIAL_PRUNED, low[0], 2);
+    more[6] = make_trial(7, BNK_TRIAL_RUNNING, low[1], 2);
+    assert_false(bnk_pruner_should_prune(&cfg, more, 7, &t, 2));
+    /* ...but they do not count as completed trials for n_startup */
+    assert_false(bnk_pruner_should_prune(&cfg, more + 1, 6, &t, 2)); /* 4 completed */
     /* fewer than n_startup completed trials: never */
     t.curve = (double *)worse;
     assert_false(bnk_pruner_should_prune(&cfg, hist, 4, &t, 2));

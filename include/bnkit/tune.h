@@ -189,9 +189,11 @@ const char *bnk_pruner_kind_str(bnk_pruner_kind kind);
 bnk_status bnk_pruner_kind_parse(const char *name, bnk_pruner_kind *kind);
 
 /* Whether `trial` (its curve filled up to `step`) should stop now, judged against the other
- * trials in `history` (which may contain `trial` itself; it is recognised by id). MEDIAN
- * (Optuna's rule): after n_warmup steps and n_startup completed trials, its best loss so far is
- * worse than the median of the completed trials' losses at the same step. ASHA: at rung steps
+ * trials in `history` (which may contain `trial` itself; it is recognised by id). MEDIAN: after
+ * n_warmup steps and n_startup completed trials, its best loss so far is worse than the median
+ * of the losses that all other trials (complete, pruned, running, failed) reported at the same
+ * step — Optuna's MedianPruner takes completed trials only, which biases the median upwards as
+ * trials are pruned (docs/tuning.md). ASHA: at rung steps
  * min_resource*eta^k, it is not among the best max(1, floor(m/eta)) of the m trials (itself
  * included) that reported at that rung. A NaN/Inf loss at `step` always prunes. */
 bool bnk_pruner_should_prune(const bnk_pruner_config *cfg, const bnk_trial *history,
