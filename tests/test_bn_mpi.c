@@ -1,8 +1,9 @@
 /* Synchronised BN over real MPI (bnkit/bn_mpi.h), run by ctest on 1, 2, 3 and 4 ranks
- * (test_bn_mpi_1 .. _4). Every rank generates the same batch from a fixed seed, computes the
- * single-process reference over all of it, runs the synchronised forward and backward on its
- * own uneven shard (empty on one rank from 3 ranks on), and compares its shard's results with
- * the reference (bn_sync_cases.h): every layout, every mode of bnk_cases. The statistics must
+ * (test_bn_mpi_1 .. _4), with every kernel (bnk_bn_kernel_select: the synchronised functions
+ * run the selected kernel's phases). Every rank generates the same batch from a fixed seed,
+ * computes the single-process reference over all of it, runs the synchronised forward and backward
+ * on its own uneven shard (empty on one rank from 3 ranks on), and compares its shard's results
+ * with the reference (bn_sync_cases.h): every layout, every mode of bnk_cases. The statistics must
  * also be bit-identical on every rank (hashes compared with MPI_Allgather), and a global batch
  * of one value must fail with BNK_ERR_BATCH on every rank. A plain main: prints every failure
  * and exits non-zero on any, on every rank. */
@@ -62,49 +63,53 @@ int main(int argc, char **argv) {
     const size_t ncases = bnk_cases(cases, 64);
     uint64_t *hashes = malloc((size_t)size * sizeof(uint64_t));
     if (!hashes || ncases > 64) MPI_Abort(MPI_COMM_WORLD, 1);
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        bnk_sync_problem p;
-        if (bnk_sync_problem_init(&p, shapes[s].layout, shapes[s].n, shapes[s].h, shapes[s].w,
-                                  42 + s) != 0)
-            MPI_Abort(MPI_COMM_WORLD, 1);
-        int64_t n[SYNC_MAX_MEMBERS];
-        bnk_sync_shards(size, shapes[s].n, n);
-        for (size_t ci = 0; ci < ncases; ci++) {
-            char label[160];
-            snprintf(label, sizeof label, "%s %s ranks=%d", layout_name(shapes[s].layout),
-                     cases[ci].name, size);
-            if (bnk_sync_reference(&p, &cases[ci].cfg, cases[ci].step) != BNK_OK) {
-                printf("FAIL [%s] rank %d: reference failed: %s\n", label, rank, bnk_errmsg());
-                bad++;
-                continue;
-            }
-            bnk_sync_member mb;
-            if (bnk_sync_member_init(&mb, &p, n, rank) != 0) MPI_Abort(MPI_COMM_WORLD, 1);
-            bnk_sync_member_run(&mb, &p, &cases[ci].cfg, cases[ci].step, comm);
-            bad += bnk_sync_compare_member(&p, &mb, rank, label);
-            /* the group's parameter gradients: every rank's own, summed */
-            double g[2 * SYNC_C];
-            for (size_t c = 0; c < SYNC_C; c++) g[c] = mb.dgamma[c], g[SYNC_C + c] = mb.dbeta[c];
-            MPI_Allreduce(MPI_IN_PLACE, g, 2 * SYNC_C, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-            if (rank == 0) bad += bnk_sync_compare_params(&p, g, g + SYNC_C, label);
-            /* bit-identical statistics on every rank */
-            uint64_t h = 0xcbf29ce484222325ull;
-            h = hash_bytes(h, mb.saved, sizeof mb.saved);
-            h = hash_bytes(h, mb.rm, sizeof mb.rm);
-            h = hash_bytes(h, mb.rv, sizeof mb.rv);
-            MPI_Allgather(&h, 1, MPI_UINT64_T, hashes, 1, MPI_UINT64_T, MPI_COMM_WORLD);
-            for (int r = 0; r < size; r++)
-                if (hashes[r] != hashes[0]) {
-                    printf("FAIL [%s] rank %d: rank %d's statistics differ from rank 0's\n", label,
-                           rank, r);
+    for (int kern = 0; kern < bnk_bn_kernel_count(); kern++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const char *kname = bnk_bn_kernel_at(kern);
+            if (bnk_bn_kernel_select(kname) != BNK_OK) MPI_Abort(MPI_COMM_WORLD, 1);
+            bnk_sync_problem p;
+            if (bnk_sync_problem_init(&p, shapes[s].layout, shapes[s].n, shapes[s].h, shapes[s].w,
+                                      42 + s) != 0)
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            int64_t n[SYNC_MAX_MEMBERS];
+            bnk_sync_shards(size, shapes[s].n, n);
+            for (size_t ci = 0; ci < ncases; ci++) {
+                char label[160];
+                snprintf(label, sizeof label, "%s %s %s ranks=%d", kname,
+                         layout_name(shapes[s].layout), cases[ci].name, size);
+                if (bnk_sync_reference(&p, &cases[ci].cfg, cases[ci].step) != BNK_OK) {
+                    printf("FAIL [%s] rank %d: reference failed: %s\n", label, rank, bnk_errmsg());
                     bad++;
-                    break;
+                    continue;
                 }
-            bnk_sync_member_free(&mb);
-            runs++;
+                bnk_sync_member mb;
+                if (bnk_sync_member_init(&mb, &p, n, rank) != 0) MPI_Abort(MPI_COMM_WORLD, 1);
+                bnk_sync_member_run(&mb, &p, &cases[ci].cfg, cases[ci].step, comm);
+                bad += bnk_sync_compare_member(&p, &mb, rank, label);
+                /* the group's parameter gradients: every rank's own, summed */
+                double g[2 * SYNC_C];
+                for (size_t c = 0; c < SYNC_C; c++)
+                    g[c] = mb.dgamma[c], g[SYNC_C + c] = mb.dbeta[c];
+                MPI_Allreduce(MPI_IN_PLACE, g, 2 * SYNC_C, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+                if (rank == 0) bad += bnk_sync_compare_params(&p, g, g + SYNC_C, label);
+                /* bit-identical statistics on every rank */
+                uint64_t h = 0xcbf29ce484222325ull;
+                h = hash_bytes(h, mb.saved, sizeof mb.saved);
+                h = hash_bytes(h, mb.rm, sizeof mb.rm);
+                h = hash_bytes(h, mb.rv, sizeof mb.rv);
+                MPI_Allgather(&h, 1, MPI_UINT64_T, hashes, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+                for (int r = 0; r < size; r++)
+                    if (hashes[r] != hashes[0]) {
+                        printf("FAIL [%s] rank %d: rank %d's statistics differ from rank 0's\n",
+                               label, rank, r);
+                        bad++;
+                        break;
+                    }
+                bnk_sync_member_free(&mb);
+                runs++;
+            }
+            bnk_sync_problem_free(&p);
         }
-        bnk_sync_problem_free(&p);
-    }
 
     /* One value per channel over the whole group (rank 0 holds it, the others are empty):
      * BNK_ERR_BATCH everywhere, running statistics untouched. */

@@ -2,7 +2,10 @@
  * bnk_bn_comm (a barrier; member 0 merges or sums everyone's buffers in a fixed order, then
  * every member copies the result). Checks that K = 1..4 members with uneven shards, one of
  * them empty, reproduce single-process BN over the concatenated batch in every layout and
- * every mode of bnk_cases (bn_cases.h), and the error paths. */
+ * every mode of bnk_cases (bn_cases.h), with every kernel (the synchronised functions run the
+ * selected kernel's phases) and, on shapes large enough, OpenMP teams of 3 inside each member
+ * (the kernels' threaded sweeps); C > 1024 through the comm's workspace; the error paths. */
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +16,10 @@
 
 /* ---- In-process group -------------------------------------------------------------------- */
 
-enum { GROUP_CAP = 3 * 64 + 8 }; /* doubles of the shared result buffer */
+enum {
+    WIDE_C = 1100,             /* channels of the test beyond the backward's stack scratch */
+    GROUP_CAP = 4 * WIDE_C + 8 /* doubles of the shared result buffer */
+};
 
 typedef struct group {
     int size;
@@ -27,7 +33,14 @@ typedef struct member_ctx {
     group *g;
     int rank;
     bnk_bn_comm comm;
+    double work[GROUP_CAP]; /* lent by group_workspace */
 } member_ctx;
+
+static bnk_status group_workspace(void *ctx, size_t len, double **out) {
+    member_ctx *mc = ctx;
+    *out = len <= GROUP_CAP ? mc->work : NULL;
+    return *out ? BNK_OK : BNK_ERR_NOMEM;
+}
 
 static bnk_status group_merge(void *ctx, double *mom, size_t C) {
     member_ctx *mc = ctx;
@@ -74,28 +87,34 @@ typedef struct job {
     const bnk_sync_problem *p;
     const bnk_bn_config *cfg;
     int64_t step;
+    int threads; /* OpenMP team size of the member's kernels; 0: the default */
 } job;
 
 static void *member_main(void *arg) {
     job *j = arg;
+    if (j->threads > 0) omp_set_num_threads(j->threads);
     bnk_sync_member_run(j->mb, j->p, j->cfg, j->step, &j->ctx.comm);
     return NULL;
 }
 
 /* Runs a K-member group over the shards n[] of p; results land in mb[0..K). */
 static void run_group(const bnk_sync_problem *p, const bnk_bn_config *cfg, int64_t step, int K,
-                      bnk_sync_member *mb, bnk_status fail_with) {
+                      bnk_sync_member *mb, bnk_status fail_with, int threads) {
     group g = {.size = K, .fail_with = fail_with};
     assert_int_equal(pthread_barrier_init(&g.barrier, NULL, (unsigned)K), 0);
-    job jobs[SYNC_MAX_MEMBERS];
+    job *jobs = calloc(SYNC_MAX_MEMBERS, sizeof *jobs); /* ~35 KiB each: not on the stack */
+    assert_non_null(jobs);
     pthread_t th[SYNC_MAX_MEMBERS];
     for (int k = 0; k < K; k++) {
-        jobs[k] = (job){{&g, k, {group_merge, group_sum, NULL}}, &mb[k], p, cfg, step};
+        jobs[k].ctx = (member_ctx){&g, k, {group_merge, group_sum, NULL, NULL}, {0}};
         jobs[k].ctx.comm.ctx = &jobs[k].ctx;
+        jobs[k].mb = &mb[k], jobs[k].p = p, jobs[k].cfg = cfg, jobs[k].step = step;
+        jobs[k].threads = threads;
         assert_int_equal(pthread_create(&th[k], NULL, member_main, &jobs[k]), 0);
     }
     for (int k = 0; k < K; k++) pthread_join(th[k], NULL);
     pthread_barrier_destroy(&g.barrier);
+    free(jobs);
 }
 
 /* ---- Equivalence ------------------------------------------------------------------------- */
@@ -106,53 +125,65 @@ static const char *layout_name(bnk_layout l) {
 
 static void test_equivalence(void **state) {
     (void)state;
+    /* The small shapes run on one thread; the large ones (members' shards up to ~190k values)
+     * in OpenMP teams of 3, so that the kernels split channels and rows between threads. */
     const struct {
         bnk_layout layout;
         int64_t n, h, w;
-    } shapes[] = {
-        {BNK_LAYOUT_NC, 13, 1, 1}, {BNK_LAYOUT_NCHW, 11, 3, 2}, {BNK_LAYOUT_NHWC, 11, 3, 2}};
+        int threads;
+    } shapes[] = {{BNK_LAYOUT_NC, 13, 1, 1, 0},     {BNK_LAYOUT_NCHW, 11, 3, 2, 0},
+                  {BNK_LAYOUT_NHWC, 11, 3, 2, 0},   {BNK_LAYOUT_NCHW, 40, 32, 32, 3},
+                  {BNK_LAYOUT_NHWC, 40, 32, 32, 3}, {BNK_LAYOUT_NC, 20000, 1, 1, 3}};
     bnk_case cases[64];
     const size_t ncases = bnk_cases(cases, 64);
     assert_true(ncases <= 64);
+    const int team0 = omp_get_max_threads();
     int bad = 0, runs = 0;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        bnk_sync_problem p;
-        assert_int_equal(bnk_sync_problem_init(&p, shapes[s].layout, shapes[s].n, shapes[s].h,
-                                               shapes[s].w, 42 + s),
-                         0);
-        for (size_t ci = 0; ci < ncases; ci++) {
-            assert_int_equal(bnk_sync_reference(&p, &cases[ci].cfg, cases[ci].step), BNK_OK);
-            for (int K = 1; K <= SYNC_MAX_MEMBERS; K++) {
-                int64_t n[SYNC_MAX_MEMBERS];
-                bnk_sync_shards(K, shapes[s].n, n);
-                bnk_sync_member mb[SYNC_MAX_MEMBERS];
-                for (int k = 0; k < K; k++)
-                    assert_int_equal(bnk_sync_member_init(&mb[k], &p, n, k), 0);
-                run_group(&p, &cases[ci].cfg, cases[ci].step, K, mb, BNK_OK);
-                char label[160];
-                snprintf(label, sizeof label, "%s %s K=%d", layout_name(shapes[s].layout),
-                         cases[ci].name, K);
-                double dg[SYNC_C] = {0}, db[SYNC_C] = {0};
-                for (int k = 0; k < K; k++) {
-                    bad += bnk_sync_compare_member(&p, &mb[k], k, label);
-                    for (size_t c = 0; c < SYNC_C; c++)
-                        dg[c] += mb[k].dgamma[c], db[c] += mb[k].dbeta[c];
-                    /* every member ends with the same statistics, bit for bit */
-                    if (memcmp(mb[k].saved, mb[0].saved, sizeof mb[0].saved) ||
-                        memcmp(mb[k].rm, mb[0].rm, sizeof mb[0].rm) ||
-                        memcmp(mb[k].rv, mb[0].rv, sizeof mb[0].rv)) {
-                        printf("FAIL [%s] member %d's statistics differ from member 0's\n", label,
-                               k);
-                        bad++;
+    for (int kern = 0; kern < bnk_bn_kernel_count(); kern++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const char *kname = bnk_bn_kernel_at(kern);
+            assert_int_equal(bnk_bn_kernel_select(kname), BNK_OK);
+            bnk_sync_problem p;
+            assert_int_equal(bnk_sync_problem_init(&p, shapes[s].layout, shapes[s].n, shapes[s].h,
+                                                   shapes[s].w, 42 + s),
+                             0);
+            for (size_t ci = 0; ci < ncases; ci++) {
+                omp_set_num_threads(shapes[s].threads > 0 ? shapes[s].threads : team0);
+                assert_int_equal(bnk_sync_reference(&p, &cases[ci].cfg, cases[ci].step), BNK_OK);
+                omp_set_num_threads(team0);
+                for (int K = 1; K <= SYNC_MAX_MEMBERS; K++) {
+                    int64_t n[SYNC_MAX_MEMBERS];
+                    bnk_sync_shards(K, shapes[s].n, n);
+                    bnk_sync_member mb[SYNC_MAX_MEMBERS];
+                    for (int k = 0; k < K; k++)
+                        assert_int_equal(bnk_sync_member_init(&mb[k], &p, n, k), 0);
+                    run_group(&p, &cases[ci].cfg, cases[ci].step, K, mb, BNK_OK, shapes[s].threads);
+                    char label[160];
+                    snprintf(label, sizeof label, "%s %s %s n=%lld K=%d", kname,
+                             layout_name(shapes[s].layout), cases[ci].name, (long long)shapes[s].n,
+                             K);
+                    double dg[SYNC_C] = {0}, db[SYNC_C] = {0};
+                    for (int k = 0; k < K; k++) {
+                        bad += bnk_sync_compare_member(&p, &mb[k], k, label);
+                        for (size_t c = 0; c < SYNC_C; c++)
+                            dg[c] += mb[k].dgamma[c], db[c] += mb[k].dbeta[c];
+                        /* every member ends with the same statistics, bit for bit */
+                        if (memcmp(mb[k].saved, mb[0].saved, sizeof mb[0].saved) ||
+                            memcmp(mb[k].rm, mb[0].rm, sizeof mb[0].rm) ||
+                            memcmp(mb[k].rv, mb[0].rv, sizeof mb[0].rv)) {
+                            printf("FAIL [%s] member %d's statistics differ from member 0's\n",
+                                   label, k);
+                            bad++;
+                        }
                     }
+                    bad += bnk_sync_compare_params(&p, dg, db, label);
+                    for (int k = 0; k < K; k++) bnk_sync_member_free(&mb[k]);
+                    runs++;
                 }
-                bad += bnk_sync_compare_params(&p, dg, db, label);
-                for (int k = 0; k < K; k++) bnk_sync_member_free(&mb[k]);
-                runs++;
             }
+            bnk_sync_problem_free(&p);
         }
-        bnk_sync_problem_free(&p);
-    }
+    assert_int_equal(bnk_bn_kernel_select(bnk_bn_kernel_at(bnk_bn_kernel_count() - 1)), BNK_OK);
     printf("%d synchronised runs compared, %d failures\n", runs, bad);
     assert_int_equal(bad, 0);
 }
@@ -173,7 +204,7 @@ static void test_global_batch_too_small(void **state) {
             assert_int_equal(bnk_sync_member_init(&mb[k], &p, n, k), 0);
             if (mb[k].y) mb[k].y[0] = 123.0f;
         }
-        run_group(&p, &cfg, 0, 2, mb, BNK_OK);
+        run_group(&p, &cfg, 0, 2, mb, BNK_OK, 0);
         for (int k = 0; k < 2; k++) {
             assert_int_equal(mb[k].st_forward, BNK_ERR_BATCH);
             assert_memory_equal(mb[k].rm, p.rm0, sizeof p.rm0);
@@ -201,8 +232,8 @@ static void test_bad_args(void **state) {
     const bnk_bn_config cfg = bnk_bn_config_default();
     bnk_bn_config bad_cfg = cfg;
     bad_cfg.eps = 0.0;
-    const bnk_bn_comm failing = {io_fail_merge, io_fail, NULL};
-    const bnk_bn_comm no_ops = {NULL, NULL, NULL};
+    const bnk_bn_comm failing = {io_fail_merge, io_fail, NULL, NULL};
+    const bnk_bn_comm no_ops = {NULL, NULL, NULL, NULL};
     float *y = malloc(p.numel * sizeof(float)), *dx = malloc(p.numel * sizeof(float));
     assert_non_null(y);
     assert_non_null(dx);
@@ -263,6 +294,122 @@ static void test_bad_args(void **state) {
     bnk_sync_problem_free(&p);
 }
 
+/* ---- More channels than the backward's stack scratch ----------------------------------- */
+
+typedef struct wide_job {
+    member_ctx ctx;
+    const bnk_bn_config *cfg;
+    bnk_bn_shape shape;
+    const float *x, *dy, *gamma, *beta;
+    float *y, *dx, *rm, *rv, *dgamma, *dbeta; /* y, dx: the member's shard; others [WIDE_C] */
+    double *saved;
+    bnk_status st_forward, st_backward;
+} wide_job;
+
+static void *wide_main(void *arg) {
+    wide_job *j = arg;
+    j->st_forward = bnk_bn_forward_train_sync(j->cfg, &j->shape, 0, j->y, j->saved, j->rm, j->rv,
+                                              j->x, j->gamma, j->beta, &j->ctx.comm);
+    return NULL;
+}
+
+static void *wide_back_main(void *arg) {
+    wide_job *j = arg;
+    j->st_backward = bnk_bn_backward_sync(j->cfg, &j->shape, j->dx, j->dgamma, j->dbeta, j->dy,
+                                          j->x, j->y, j->gamma, j->saved, &j->ctx.comm);
+    return NULL;
+}
+
+/* C = WIDE_C > 1024 over two members (NHWC, shards of 2 and 3 samples): with the comm's
+ * workspace the backward makes its one sum call and matches single-process BN; without it the
+ * backward fails with BNK_ERR_NULL before communicating, every output untouched. */
+static void test_wide_channels(void **state) {
+    (void)state;
+    const int64_t N = 5, H = 2, W = 3, n0 = 2;
+    const size_t C = WIDE_C, per = (size_t)(H * W) * C, numel = (size_t)N * per;
+    const bnk_bn_config cfg = bnk_bn_config_default();
+    float *buf = calloc(6 * numel + 12 * C, sizeof(float));
+    double *saved = calloc(3 * BNK_BN_SAVED_FIELDS * C, sizeof(double));
+    assert_non_null(buf);
+    assert_non_null(saved);
+    float *x = buf, *dy = x + numel, *y_ref = dy + numel, *dx_ref = y_ref + numel;
+    float *y = dx_ref + numel, *dx = y + numel, *par = dx + numel;
+    float *gamma = par, *beta = par + C, *rm_ref = par + 2 * C, *rv_ref = par + 3 * C;
+    float *dg_ref = par + 4 * C, *db_ref = par + 5 * C;
+    uint64_t rng = 99;
+    for (size_t i = 0; i < numel; i++) {
+        x[i] = (float)(1.0 + 2.0 * bnk_test_normal(&rng));
+        dy[i] = (float)bnk_test_normal(&rng);
+    }
+    for (size_t c = 0; c < C; c++) gamma[c] = 1.0f + 0.001f * (float)c, rv_ref[c] = 1.0f;
+    const bnk_bn_shape whole = {BNK_LAYOUT_NHWC, N, (int64_t)C, H, W};
+    assert_int_equal(
+        bnk_bn_forward_train(&cfg, &whole, 0, y_ref, saved, rm_ref, rv_ref, x, gamma, beta),
+        BNK_OK);
+    assert_int_equal(
+        bnk_bn_backward(&cfg, &whole, dx_ref, dg_ref, db_ref, dy, x, y_ref, gamma, saved), BNK_OK);
+
+    for (int with_ws = 1; with_ws >= 0; with_ws--) {
+        group g = {.size = 2, .fail_with = BNK_OK};
+        assert_int_equal(pthread_barrier_init(&g.barrier, NULL, 2), 0);
+        wide_job *jobs = calloc(2, sizeof *jobs);
+        float *mpar = calloc(8 * C, sizeof(float));
+        assert_non_null(jobs);
+        assert_non_null(mpar);
+        pthread_t th[2];
+        for (int k = 0; k < 2; k++) {
+            wide_job *j = &jobs[k];
+            const size_t off = k ? (size_t)n0 * per : 0;
+            j->ctx = (member_ctx){&g, k, {group_merge, group_sum, NULL, NULL}, {0}};
+            j->ctx.comm.ctx = &j->ctx;
+            if (with_ws) j->ctx.comm.workspace = group_workspace;
+            j->cfg = &cfg;
+            j->shape = whole;
+            j->shape.n = k ? N - n0 : n0;
+            j->x = x + off, j->dy = dy + off, j->y = y + off, j->dx = dx + off;
+            j->gamma = gamma, j->beta = beta;
+            j->rm = mpar + 4 * C * (size_t)k, j->rv = j->rm + C;
+            j->dgamma = j->rm + 2 * C, j->dbeta = j->rm + 3 * C;
+            for (size_t c = 0; c < C; c++) j->rv[c] = 1.0f;
+            j->saved = saved + (size_t)(k + 1) * BNK_BN_SAVED_FIELDS * C;
+            assert_int_equal(pthread_create(&th[k], NULL, wide_main, j), 0);
+        }
+        for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+        for (int k = 0; k < 2; k++) assert_int_equal(jobs[k].st_forward, BNK_OK);
+        for (size_t i = 0; i < numel; i++) dx[i] = -7.0f;
+        for (int k = 0; k < 2; k++)
+            assert_int_equal(pthread_create(&th[k], NULL, wide_back_main, &jobs[k]), 0);
+        for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+        pthread_barrier_destroy(&g.barrier);
+        int bad = 0;
+        if (with_ws) {
+            const double ymax = bnk_sync_maxabs_f(y_ref, numel);
+            const double dxmax = bnk_sync_maxabs_f(dx_ref, numel);
+            bad += bnk_sync_close_f("y", "wide", -1, numel, y, y_ref, 1e-5 * ymax, 1e-5);
+            bad += bnk_sync_close_f("dx", "wide", -1, numel, dx, dx_ref, 1e-5 * dxmax, 1e-5);
+            for (int k = 0; k < 2; k++) {
+                assert_int_equal(jobs[k].st_backward, BNK_OK);
+                bad += bnk_sync_close_f("running_var", "wide", k, C, jobs[k].rv, rv_ref, 0.0, 2e-7);
+            }
+            float dgs[WIDE_C];
+            for (size_t c = 0; c < C; c++) dgs[c] = jobs[0].dgamma[c] + jobs[1].dgamma[c];
+            bad += bnk_sync_close_f("sum of dgamma", "wide", -1, C, dgs, dg_ref,
+                                    1e-5 * bnk_sync_maxabs_f(dg_ref, C), 1e-5);
+        } else {
+            for (int k = 0; k < 2; k++) {
+                assert_int_equal(jobs[k].st_backward, BNK_ERR_NULL);
+                for (size_t c = 0; c < C; c++) assert_true(jobs[k].dgamma[c] == 0.0f);
+            }
+            for (size_t i = 0; i < numel; i++) assert_true(dx[i] == -7.0f);
+        }
+        assert_int_equal(bad, 0);
+        free(jobs);
+        free(mpar);
+    }
+    free(buf);
+    free(saved);
+}
+
 /* ---- Layer ------------------------------------------------------------------------------- */
 
 typedef struct layer_job {
@@ -309,7 +456,7 @@ static void test_layer(void **state) {
     for (int k = 0; k < 2; k++) {
         assert_int_equal(bnk_bn_layer_create(&part[k], &cfg, SYNC_C), BNK_OK);
         const size_t off = (size_t)n0[k] * p.per_sample;
-        jobs[k] = (layer_job){{&g, k, {group_merge, group_sum, NULL}},
+        jobs[k] = (layer_job){{&g, k, {group_merge, group_sum, NULL, NULL}, {0}},
                               part[k],
                               p.shape,
                               p.x + off,
@@ -352,9 +499,8 @@ static void test_layer(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_equivalence),
-        cmocka_unit_test(test_global_batch_too_small),
-        cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_equivalence), cmocka_unit_test(test_global_batch_too_small),
+        cmocka_unit_test(test_bad_args),    cmocka_unit_test(test_wide_channels),
         cmocka_unit_test(test_layer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,7 @@
  * Columns, per rank shard (times are the slowest rank's, median of `reps` calls, µs):
  *   local      bnk_bn_forward_train / bnk_bn_backward on the shard alone (default kernel)
  *   sync-0     the synchronised entry points with a communicator that does nothing (the cost of
- *              bn_sync.c's own sweeps, without communication)
+ *              the kernel's phases, run one after the other, without communication)
  *   sync       the synchronised entry points over MPI (bnkit/bn_mpi.h)
  *   overhead   sync - local
  *   bytes      doubles exchanged per call and rank: forward 3*C*8, backward (2*C + 1)*8 — O(C),
@@ -28,6 +28,13 @@ static bnk_status noop_merge(void *ctx, double *moments, size_t channels) {
 static bnk_status noop_sum(void *ctx, double *buf, size_t len) {
     (void)ctx, (void)buf, (void)len;
     return BNK_OK;
+}
+/* The backward's scratch beyond 1024 channels (bnk_bn_comm.workspace): 4*C + 1 doubles. */
+static double noop_work[4 * 2048 + 1];
+static bnk_status noop_workspace(void *ctx, size_t len, double **out) {
+    (void)ctx;
+    *out = len <= sizeof noop_work / sizeof noop_work[0] ? noop_work : NULL;
+    return *out ? BNK_OK : BNK_ERR_NOMEM;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -90,7 +97,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_bn_mpi: %s\n", bnk_errmsg());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    const bnk_bn_comm noop = {noop_merge, noop_sum, NULL};
+    const bnk_bn_comm noop = {noop_merge, noop_sum, NULL, noop_workspace};
     const struct {
         const char *name;
         int64_t n, c, h, w;

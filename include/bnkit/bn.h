@@ -179,6 +179,12 @@ typedef struct bnk_bn_comm {
     /* Element-wise sum of buf[0, len) across the group, in place. */
     bnk_status (*sum)(void *ctx, double *buf, size_t len);
     void *ctx;
+    /* Optional (may be NULL): lends scratch of at least len doubles, valid until the next call
+     * of any operation of this comm; *out = NULL and an error status when it cannot.
+     * bnk_bn_backward_sync needs 4*C + 1 doubles and takes them from its stack up to C = 1024
+     * (32 KiB), from here beyond (so a comm without it serves C <= 1024 only). bnkit/bn_mpi.h's
+     * comm provides it. Local work: it must not communicate. */
+    bnk_status (*workspace)(void *ctx, size_t len, double **out);
 } bnk_bn_comm;
 
 /* Training forward over the union of the members' shards: the batch statistics and m are the
@@ -201,10 +207,10 @@ bnk_status bnk_bn_forward_train_sync(const bnk_bn_config *cfg, const bnk_bn_shap
  * gives the global m, are summed over the group). dgamma and dbeta ACCUMULATE this member's own
  * contributions only, so that summing parameter gradients over the group (as data-parallel
  * training does) gives the global ones. shape->n may be 0 (then dx, dy, x, y may be NULL).
- * The sums live on the stack, 1024 channels per sum call: one call of 2*C + 1 doubles when
- * C <= 1024, ceil(C/1024) calls otherwise; a comm error in a later call leaves the earlier
- * channels' dx written and dgamma/dbeta accumulated. Global m < 2 is BNK_ERR_BATCH with every
- * output untouched. */
+ * One sum call of 2*C + 1 doubles. Scratch: 4*C + 1 doubles (the exchanged sums and this
+ * member's own), on the stack when C <= 1024, else from comm->workspace (BNK_ERR_NULL when the
+ * comm has none, or its error; local, before any communication). A comm error and global
+ * m < 2 (BNK_ERR_BATCH) leave every output untouched. */
 bnk_status bnk_bn_backward_sync(const bnk_bn_config *cfg, const bnk_bn_shape *shape, float *dx,
                                 float *dgamma, float *dbeta, const float *dy, const float *x,
                                 const float *y, const float *gamma, const double *saved,

@@ -11,8 +11,7 @@
  *
  * What travels per call: forward, one MPI_Allreduce of 3*C doubles (count, mean, M2 per
  * channel) with a user-defined operation that merges moments with Chan et al.'s formula;
- * backward, one MPI_Allreduce (MPI_SUM) of 2*C + 1 doubles (ceil(C/1024) of them when
- * C > 1024). Nothing depends on N*H*W.
+ * backward, one MPI_Allreduce (MPI_SUM) of 2*C + 1 doubles. Nothing depends on N*H*W.
  *
  * Identical results on every rank: the merge operation is registered as NON-commutative, so
  * MPI combines the ranks' moments in rank order, and Open MPI's allreduce algorithms for
@@ -50,8 +49,9 @@ bnk_status bnk_bn_mpi_comm_create(bnk_bn_mpi_comm **out, MPI_Comm comm);
 void bnk_bn_mpi_comm_destroy(bnk_bn_mpi_comm *c);
 
 /* Makes sure that calls with up to `channels` channels never allocate: merge_moments repacks
- * the field-major moments into per-channel triples in a buffer held by the group, grown on the
- * first call that needs more (BNK_ERR_NOMEM if that fails). Call this once after create to
+ * the field-major moments into per-channel triples in a buffer held by the group, which also
+ * serves as bnk_bn_backward_sync's workspace (4*C + 1 doubles, used when C > 1024), grown on
+ * the first call that needs more (BNK_ERR_NOMEM if that fails). Call this once after create to
  * keep even the first training step free of allocation. */
 bnk_status bnk_bn_mpi_comm_reserve(bnk_bn_mpi_comm *c, size_t channels);
 

@@ -218,6 +218,10 @@ static const bnk__bn_kernels *kernel_active(void) {
     return kernel_table[k].kernels;
 }
 
+const bnk__bn_kernels *bnk__bn_kernels_active(void) {
+    return kernel_active();
+}
+
 int bnk_bn_kernel_count(void) {
     int n = 0;
     for (int k = 0; k < KERNEL_TABLE_SIZE; k++) n += kernel_usable(k);

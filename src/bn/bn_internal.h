@@ -27,12 +27,46 @@ typedef void (*bnk__bn_backward_fn)(const bnk_bn_config *cfg, const bnk__bn_dims
                                     float *dgamma, float *dbeta, const float *dy, const float *x,
                                     const float *y, const float *gamma, const double *saved);
 
+/* The phases of the training forward and backward, for synchronised BN (bn_sync.c), which
+ * exchanges per-channel numbers between the sweeps over the data. Each kernel builds them from
+ * the same inner loops as its fused kernels above (which may keep fusing phases, so that a
+ * channel's data is re-read from cache), and they compute the same quantities as accurately.
+ * d->n >= 1.
+ *   moments       (a) count[C] = m, mean[C], m2[C] = sum of squared deviations from the mean
+ *                     of each channel's m = n*hw values (as accurate as forward_train's)
+ *   train_output  (b) y = gamma*xhat + beta (then ReLU) with each channel's coefficients from the
+ *                     saved fields (bnk__bn_train_coef)
+ *   grad_sums     (c) sum_g[C] = sum(g), sum_gxh[C] = sum(g*(x - center))*inv_std, g = dy masked
+ *                     by y > 0 when fuse_relu (y is read only then)
+ *   grad_output   (d) dx from the sums and value count m of the whole group (which may exceed
+ *                     this shard's): bnk__bn_channel_backward's coefficients, as in backward;
+ *                     dgamma and dbeta are the caller's business */
+typedef void (*bnk__bn_moments_fn)(const bnk__bn_dims *d, double *count, double *mean, double *m2,
+                                   const float *x);
+typedef void (*bnk__bn_train_output_fn)(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
+                                        const double *saved, const float *x, const float *gamma,
+                                        const float *beta);
+typedef void (*bnk__bn_grad_sums_fn)(const bnk_bn_config *cfg, const bnk__bn_dims *d, double *sum_g,
+                                     double *sum_gxh, const float *dy, const float *x,
+                                     const float *y, const double *saved);
+typedef void (*bnk__bn_grad_output_fn)(const bnk_bn_config *cfg, const bnk__bn_dims *d, double m,
+                                       float *dx, const double *sum_g, const double *sum_gxh,
+                                       const float *dy, const float *x, const float *y,
+                                       const float *gamma, const double *saved);
+
 typedef struct bnk__bn_kernels {
     const char *name;
     bnk__bn_forward_train_fn forward_train;
     bnk__bn_forward_infer_fn forward_infer;
     bnk__bn_backward_fn backward;
+    bnk__bn_moments_fn moments;
+    bnk__bn_train_output_fn train_output;
+    bnk__bn_grad_sums_fn grad_sums;
+    bnk__bn_grad_output_fn grad_output;
 } bnk__bn_kernels;
+
+/* The kernels that the next call runs (bnk_bn_kernel_name()'s). */
+const bnk__bn_kernels *bnk__bn_kernels_active(void);
 
 extern const bnk__bn_kernels bnk__bn_kernels_ref;
 extern const bnk__bn_kernels bnk__bn_kernels_opt;

@@ -10,6 +10,7 @@
  * order (invec holds the lower ranks' moments), which is what keeps every rank's result the
  * same (see bnkit/bn_mpi.h). */
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "bn/bn_moments.h"
@@ -22,8 +23,8 @@ struct bnk_bn_mpi_comm {
     MPI_Comm comm;       /* duplicate of the user's communicator, MPI_ERRORS_RETURN */
     MPI_Datatype triple; /* 3 contiguous doubles: one channel's (count, mean, M2) */
     MPI_Op merge;        /* Chan's merge on triples, non-commutative */
-    double *scratch;     /* [3 * cap] triples */
-    size_t cap;          /* channels the scratch holds */
+    double *scratch;     /* the merge's triples [3*C], or the backward's workspace [4*C + 1] */
+    size_t cap;          /* doubles the scratch holds */
     int rank, size;
 };
 
@@ -45,21 +46,33 @@ static bnk_status mpi_fail(int rc, const char *what) {
     return bnk__mpi_fail(rc, "synchronised BN", what);
 }
 
+/* Grows the scratch to at least len doubles. */
+static bnk_status scratch_grow(bnk_bn_mpi_comm *c, size_t len) {
+    if (len <= c->cap) return BNK_OK;
+    double *p = len <= SIZE_MAX / sizeof(double) ? realloc(c->scratch, len * sizeof(double)) : NULL;
+    if (!p)
+        return bnk__fail(BNK_ERR_NOMEM, "synchronised BN: cannot allocate %zu doubles of scratch",
+                         len);
+    c->scratch = p;
+    c->cap = len;
+    return BNK_OK;
+}
+
 bnk_status bnk_bn_mpi_comm_reserve(bnk_bn_mpi_comm *c, size_t channels) {
     if (!c) return bnk__fail(BNK_ERR_NULL, "bn_mpi_comm is NULL");
-    if (channels <= c->cap) return BNK_OK;
     if (channels > (size_t)INT_MAX)
         return bnk__fail(BNK_ERR_SIZE, "synchronised BN: %zu channels exceed MPI's int counts",
                          channels);
-    double *p = realloc(c->scratch, 3 * channels * sizeof(double));
-    if (!p)
-        return bnk__fail(BNK_ERR_NOMEM,
-                         "synchronised BN: cannot allocate scratch for %zu "
-                         "channels",
-                         channels);
-    c->scratch = p;
-    c->cap = channels;
-    return BNK_OK;
+    return scratch_grow(c, 4 * channels + 1);
+}
+
+/* The backward's workspace (bnk_bn_comm.workspace): the scratch, which the merge uses only
+ * within its own call. */
+static bnk_status mpi_workspace(void *ctx, size_t len, double **out) {
+    bnk_bn_mpi_comm *c = ctx;
+    bnk_status st = scratch_grow(c, len);
+    *out = st == BNK_OK ? c->scratch : NULL;
+    return st;
 }
 
 static bnk_status mpi_merge_moments(void *ctx, double *moments, size_t channels) {
@@ -139,6 +152,7 @@ bnk_status bnk_bn_mpi_comm_create(bnk_bn_mpi_comm **out, MPI_Comm comm) {
     }
     c->iface.merge_moments = mpi_merge_moments;
     c->iface.sum = mpi_sum;
+    c->iface.workspace = mpi_workspace;
     c->iface.ctx = c;
     *out = c;
     return BNK_OK;

@@ -492,4 +492,8 @@ const bnk__bn_kernels bnk__bn_kernels_avx512 = {
     .forward_train = sw_forward_train,
     .forward_infer = sw_forward_infer,
     .backward = sw_backward,
+    .moments = sw_moments,
+    .train_output = sw_train_output,
+    .grad_sums = sw_grad_sums,
+    .grad_output = sw_grad_output,
 };

@@ -24,6 +24,158 @@ static inline float relu_if(int on, float v) {
     return on ? (v > 0.0f ? v : 0.0f) : v;
 }
 
+/* ---- Inner loops, shared by the fused kernels and the phases ------------------------------- */
+
+/* Planar channel c: its mean and M2 in two passes over its n runs of hw values. */
+static inline void planar_moments(const bnk__bn_dims *d, size_t c, double *mean_out, double *m2_out,
+                                  const float *x) {
+    const size_t C = d->c, hw = d->hw, m = d->n * hw;
+    double sum = 0.0;
+    for (size_t n = 0; n < d->n; n++) {
+        const float *xp = x + (n * C + c) * hw;
+#pragma omp simd reduction(+ : sum)
+        for (size_t s = 0; s < hw; s++) sum += (double)xp[s];
+    }
+    const double mean = sum / (double)m;
+    double sq = 0.0;
+    for (size_t n = 0; n < d->n; n++) {
+        const float *xp = x + (n * C + c) * hw;
+#pragma omp simd reduction(+ : sq)
+        for (size_t s = 0; s < hw; s++) {
+            double dev = (double)xp[s] - mean;
+            sq += dev * dev;
+        }
+    }
+    *mean_out = mean;
+    *m2_out = sq;
+}
+
+/* y = a*(x - cx) + b (then ReLU) over planar channel c. */
+static inline void planar_affine(const bnk__bn_dims *d, size_t c, int relu, float a, float cx,
+                                 float b, float *y, const float *x) {
+    const size_t C = d->c, hw = d->hw;
+    for (size_t n = 0; n < d->n; n++) {
+        const float *xp = x + (n * C + c) * hw;
+        float *yp = y + (n * C + c) * hw;
+#pragma omp simd
+        for (size_t s = 0; s < hw; s++) yp[s] = relu_if(relu, a * (xp[s] - cx) + b);
+    }
+}
+
+/* Interleaved channels [c0, c0 + nb), nb <= OPT_BLOCK: means and M2s in two passes. */
+static inline void block_moments(const bnk__bn_dims *d, size_t c0, size_t nb, double *mean,
+                                 double *sq, const float *x) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    double sum[OPT_BLOCK] = {0};
+    for (size_t j = 0; j < nb; j++) sq[j] = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C + c0;
+#pragma omp simd
+        for (size_t j = 0; j < nb; j++) sum[j] += (double)xr[j];
+    }
+    for (size_t j = 0; j < nb; j++) mean[j] = sum[j] / (double)rows;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C + c0;
+#pragma omp simd
+        for (size_t j = 0; j < nb; j++) {
+            double dev = (double)xr[j] - mean[j];
+            sq[j] += dev * dev;
+        }
+    }
+}
+
+static inline void block_affine(const bnk__bn_dims *d, size_t c0, size_t nb, int relu,
+                                const float *a, const float *cx, const float *b, float *y,
+                                const float *x) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C + c0;
+        float *yr = y + r * C + c0;
+#pragma omp simd
+        for (size_t j = 0; j < nb; j++) yr[j] = relu_if(relu, a[j] * (xr[j] - cx[j]) + b[j]);
+    }
+}
+
+/* The upstream gradient after the fused ReLU's mask. */
+static inline double masked(int relu, const float *dy, const float *y, size_t i) {
+    return (relu && !(y[i] > 0.0f)) ? 0.0 : (double)dy[i];
+}
+
+/* Planar channel c: sum(g) and sum(g*(x - center)). */
+static inline void planar_gsums(const bnk__bn_dims *d, size_t c, int relu, double center,
+                                double *sg, double *sgx, const float *dy, const float *x,
+                                const float *y) {
+    const size_t C = d->c, hw = d->hw;
+    double sum_g = 0.0, sum_gx = 0.0;
+    for (size_t n = 0; n < d->n; n++) {
+        const size_t base = (n * C + c) * hw;
+#pragma omp simd reduction(+ : sum_g, sum_gx)
+        for (size_t s = 0; s < hw; s++) {
+            double g = masked(relu, dy, y, base + s);
+            sum_g += g;
+            sum_gx += g * ((double)x[base + s] - center);
+        }
+    }
+    *sg = sum_g;
+    *sgx = sum_gx;
+}
+
+static inline void planar_gout(const bnk__bn_dims *d, size_t c, int relu, float kg, float kx,
+                               float mx, float k0, float *dx, const float *dy, const float *x,
+                               const float *y) {
+    const size_t C = d->c, hw = d->hw;
+    for (size_t n = 0; n < d->n; n++) {
+        const size_t base = (n * C + c) * hw;
+#pragma omp simd
+        for (size_t s = 0; s < hw; s++) {
+            float g = (relu && !(y[base + s] > 0.0f)) ? 0.0f : dy[base + s];
+            dx[base + s] = kg * g + kx * (x[base + s] - mx) + k0;
+        }
+    }
+}
+
+/* Interleaved channels [c0, c0 + nb): sums about center[j] (channel c0 + j's). */
+static inline void block_gsums(const bnk__bn_dims *d, size_t c0, size_t nb, int relu,
+                               const double *center, double *sum_g, double *sum_gx, const float *dy,
+                               const float *x, const float *y) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    for (size_t j = 0; j < nb; j++) sum_g[j] = sum_gx[j] = 0.0;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t base = r * C + c0;
+#pragma omp simd
+        for (size_t j = 0; j < nb; j++) {
+            double g = masked(relu, dy, y, base + j);
+            sum_g[j] += g;
+            sum_gx[j] += g * ((double)x[base + j] - center[j]);
+        }
+    }
+}
+
+static inline void block_gout(const bnk__bn_dims *d, size_t c0, size_t nb, int relu,
+                              const float *kg, const float *kx, const float *mx, const float *k0,
+                              float *dx, const float *dy, const float *x, const float *y) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    for (size_t r = 0; r < rows; r++) {
+        const size_t base = r * C + c0;
+#pragma omp simd
+        for (size_t j = 0; j < nb; j++) {
+            float g = (relu && !(y[base + j] > 0.0f)) ? 0.0f : dy[base + j];
+            dx[base + j] = kg[j] * g + kx[j] * (x[base + j] - mx[j]) + k0[j];
+        }
+    }
+}
+
+/* Backward coefficients of channel c from sum(g), sum(g*(x - center)) over m values. */
+static inline bnk__bn_grad_coef grad_coef(const bnk_bn_config *cfg, size_t C, size_t c, double m,
+                                          double sum_g, double sum_gxh, const float *gamma,
+                                          const double *saved, float *kg, float *kx, float *mx,
+                                          float *k0) {
+    bnk__bn_grad_coef k = bnk__bn_channel_backward(cfg, m, cfg->scale ? (double)gamma[c] : 1.0,
+                                                   saved, C, c, sum_g, sum_gxh);
+    bnk__bn_grad_coef_f32(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], kg, kx, mx, k0);
+    return k;
+}
+
 /* ---- Training forward -------------------------------------------------------------------- */
 
 static void train_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_t step, float *y,
@@ -33,32 +185,13 @@ static void train_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, int64_
     const int relu = cfg->fuse_relu;
 #pragma omp parallel for schedule(static) if (d->n * C * hw >= OPT_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (size_t n = 0; n < d->n; n++) {
-            const float *xp = x + (n * C + c) * hw;
-#pragma omp simd reduction(+ : sum)
-            for (size_t s = 0; s < hw; s++) sum += (double)xp[s];
-        }
-        const double mean = sum / (double)m;
-        double sq = 0.0;
-        for (size_t n = 0; n < d->n; n++) {
-            const float *xp = x + (n * C + c) * hw;
-#pragma omp simd reduction(+ : sq)
-            for (size_t s = 0; s < hw; s++) {
-                double dev = (double)xp[s] - mean;
-                sq += dev * dev;
-            }
-        }
+        double mean, sq;
+        planar_moments(d, c, &mean, &sq, x);
         bnk__bn_channel_forward(cfg, (double)m, step, mean, sq / (double)m, &running_mean[c],
                                 &running_var[c], saved, C, c);
         float a, cx, b;
         bnk__bn_train_coef(cfg, saved, C, c, gamma, beta, &a, &cx, &b);
-        for (size_t n = 0; n < d->n; n++) {
-            const float *xp = x + (n * C + c) * hw;
-            float *yp = y + (n * C + c) * hw;
-#pragma omp simd
-            for (size_t s = 0; s < hw; s++) yp[s] = relu_if(relu, a * (xp[s] - cx) + b);
-        }
+        planar_affine(d, c, relu, a, cx, b, y, x);
     }
 }
 
@@ -71,33 +204,15 @@ static void train_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d, i
 #pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
         const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
-        double sum[OPT_BLOCK] = {0}, sq[OPT_BLOCK] = {0}, mean[OPT_BLOCK];
-        for (size_t r = 0; r < rows; r++) {
-            const float *xr = x + r * C + c0;
-#pragma omp simd
-            for (size_t j = 0; j < nb; j++) sum[j] += (double)xr[j];
-        }
-        for (size_t j = 0; j < nb; j++) mean[j] = sum[j] / (double)rows;
-        for (size_t r = 0; r < rows; r++) {
-            const float *xr = x + r * C + c0;
-#pragma omp simd
-            for (size_t j = 0; j < nb; j++) {
-                double dev = (double)xr[j] - mean[j];
-                sq[j] += dev * dev;
-            }
-        }
+        double mean[OPT_BLOCK], sq[OPT_BLOCK];
+        block_moments(d, c0, nb, mean, sq, x);
         float a[OPT_BLOCK], cx[OPT_BLOCK], b[OPT_BLOCK];
         for (size_t j = 0; j < nb; j++) {
             bnk__bn_channel_forward(cfg, (double)rows, step, mean[j], sq[j] / (double)rows,
                                     &running_mean[c0 + j], &running_var[c0 + j], saved, C, c0 + j);
             bnk__bn_train_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
         }
-        for (size_t r = 0; r < rows; r++) {
-            const float *xr = x + r * C + c0;
-            float *yr = y + r * C + c0;
-#pragma omp simd
-            for (size_t j = 0; j < nb; j++) yr[j] = relu_if(relu, a[j] * (xr[j] - cx[j]) + b[j]);
-        }
+        block_affine(d, c0, nb, relu, a, cx, b, y, x);
     }
 }
 
@@ -156,11 +271,6 @@ static void opt_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, f
 
 /* ---- Backward ---------------------------------------------------------------------------- */
 
-/* The upstream gradient after the fused ReLU's mask. */
-static inline double masked(int relu, const float *dy, const float *y, size_t i) {
-    return (relu && !(y[i] > 0.0f)) ? 0.0 : (double)dy[i];
-}
-
 static void backward_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *dx,
                             float *dgamma, float *dbeta, const float *dy, const float *x,
                             const float *y, const float *gamma, const double *saved) {
@@ -168,30 +278,13 @@ static void backward_planar(const bnk_bn_config *cfg, const bnk__bn_dims *d, flo
     const int relu = cfg->fuse_relu;
 #pragma omp parallel for schedule(static) if (d->n * C * hw >= OPT_PARALLEL_MIN)
     for (size_t c = 0; c < C; c++) {
-        const double center = saved[BNK_SAVED_CENTER * C + c];
-        double sum_g = 0.0, sum_gx = 0.0;
-        for (size_t n = 0; n < d->n; n++) {
-            const size_t base = (n * C + c) * hw;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
-            for (size_t s = 0; s < hw; s++) {
-                double g = masked(relu, dy, y, base + s);
-                sum_g += g;
-                sum_gx += g * ((double)x[base + s] - center);
-            }
-        }
-        bnk__bn_grad_coef k =
-            bnk__bn_channel_backward(cfg, (double)m, cfg->scale ? (double)gamma[c] : 1.0, saved, C,
-                                     c, sum_g, sum_gx * saved[BNK_SAVED_INV_STD * C + c]);
+        double sum_g, sum_gx;
+        planar_gsums(d, c, relu, saved[BNK_SAVED_CENTER * C + c], &sum_g, &sum_gx, dy, x, y);
         float kg, kx, mx, k0;
-        bnk__bn_grad_coef_f32(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg, &kx, &mx, &k0);
-        for (size_t n = 0; n < d->n; n++) {
-            const size_t base = (n * C + c) * hw;
-#pragma omp simd
-            for (size_t s = 0; s < hw; s++) {
-                float g = (relu && !(y[base + s] > 0.0f)) ? 0.0f : dy[base + s];
-                dx[base + s] = kg * g + kx * (x[base + s] - mx) + k0;
-            }
-        }
+        const bnk__bn_grad_coef k =
+            grad_coef(cfg, C, c, (double)m, sum_g, sum_gx * saved[BNK_SAVED_INV_STD * C + c], gamma,
+                      saved, &kg, &kx, &mx, &k0);
+        planar_gout(d, c, relu, kg, kx, mx, k0, dx, dy, x, y);
         if (cfg->scale && dgamma) dgamma[c] = (float)((double)dgamma[c] + k.dgamma);
         if (cfg->center && dbeta) dbeta[c] = (float)((double)dbeta[c] + k.dbeta);
     }
@@ -206,36 +299,18 @@ static void backward_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d
 #pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
         const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
-        const double *center = saved + BNK_SAVED_CENTER * C + c0;
-        double sum_g[OPT_BLOCK] = {0}, sum_gx[OPT_BLOCK] = {0};
-        for (size_t r = 0; r < rows; r++) {
-            const size_t base = r * C + c0;
-#pragma omp simd
-            for (size_t j = 0; j < nb; j++) {
-                double g = masked(relu, dy, y, base + j);
-                sum_g[j] += g;
-                sum_gx[j] += g * ((double)x[base + j] - center[j]);
-            }
-        }
+        double sum_g[OPT_BLOCK], sum_gx[OPT_BLOCK];
+        block_gsums(d, c0, nb, relu, saved + BNK_SAVED_CENTER * C + c0, sum_g, sum_gx, dy, x, y);
         float kg[OPT_BLOCK], kx[OPT_BLOCK], mx[OPT_BLOCK], k0[OPT_BLOCK];
         for (size_t j = 0; j < nb; j++) {
             const size_t c = c0 + j;
-            bnk__bn_grad_coef k = bnk__bn_channel_backward(
-                cfg, (double)rows, cfg->scale ? (double)gamma[c] : 1.0, saved, C, c, sum_g[j],
-                sum_gx[j] * saved[BNK_SAVED_INV_STD * C + c]);
-            bnk__bn_grad_coef_f32(&k, saved[BNK_SAVED_BATCH_MEAN * C + c], &kg[j], &kx[j], &mx[j],
-                                  &k0[j]);
+            const bnk__bn_grad_coef k = grad_coef(cfg, C, c, (double)rows, sum_g[j],
+                                                  sum_gx[j] * saved[BNK_SAVED_INV_STD * C + c],
+                                                  gamma, saved, &kg[j], &kx[j], &mx[j], &k0[j]);
             if (cfg->scale && dgamma) dgamma[c] = (float)((double)dgamma[c] + k.dgamma);
             if (cfg->center && dbeta) dbeta[c] = (float)((double)dbeta[c] + k.dbeta);
         }
-        for (size_t r = 0; r < rows; r++) {
-            const size_t base = r * C + c0;
-#pragma omp simd
-            for (size_t j = 0; j < nb; j++) {
-                float g = (relu && !(y[base + j] > 0.0f)) ? 0.0f : dy[base + j];
-                dx[base + j] = kg[j] * g + kx[j] * (x[base + j] - mx[j]) + k0[j];
-            }
-        }
+        block_gout(d, c0, nb, relu, kg, kx, mx, k0, dx, dy, x, y);
     }
 }
 
@@ -248,9 +323,107 @@ static void opt_backward(const bnk_bn_config *cfg, const bnk__bn_dims *d, float 
         backward_interleaved(cfg, d, dx, dgamma, dbeta, dy, x, y, gamma, saved);
 }
 
+/* ---- Phases of synchronised BN (bn_internal.h): the loops above, one phase at a time ------ */
+
+static void opt_moments(const bnk__bn_dims *d, double *count, double *mean, double *m2,
+                        const float *x) {
+    const size_t C = d->c, m = d->n * d->hw;
+    for (size_t c = 0; c < C; c++) count[c] = (double)m;
+    if (d->planar) {
+#pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
+        for (size_t c = 0; c < C; c++) planar_moments(d, c, &mean[c], &m2[c], x);
+        return;
+    }
+    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+#pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        block_moments(d, c0, nb, mean + c0, m2 + c0, x);
+    }
+}
+
+static void opt_train_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
+                             const double *saved, const float *x, const float *gamma,
+                             const float *beta) {
+    const size_t C = d->c, m = d->n * d->hw;
+    const int relu = cfg->fuse_relu;
+    if (d->planar) {
+#pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
+        for (size_t c = 0; c < C; c++) {
+            float a, cx, b;
+            bnk__bn_train_coef(cfg, saved, C, c, gamma, beta, &a, &cx, &b);
+            planar_affine(d, c, relu, a, cx, b, y, x);
+        }
+        return;
+    }
+    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+#pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        float a[OPT_BLOCK], cx[OPT_BLOCK], b[OPT_BLOCK];
+        for (size_t j = 0; j < nb; j++)
+            bnk__bn_train_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
+        block_affine(d, c0, nb, relu, a, cx, b, y, x);
+    }
+}
+
+static void opt_grad_sums(const bnk_bn_config *cfg, const bnk__bn_dims *d, double *sum_g,
+                          double *sum_gxh, const float *dy, const float *x, const float *y,
+                          const double *saved) {
+    const size_t C = d->c, m = d->n * d->hw;
+    const int relu = cfg->fuse_relu;
+    const double *center = saved + BNK_SAVED_CENTER * C, *inv_std = saved + BNK_SAVED_INV_STD * C;
+    if (d->planar) {
+#pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
+        for (size_t c = 0; c < C; c++) {
+            planar_gsums(d, c, relu, center[c], &sum_g[c], &sum_gxh[c], dy, x, y);
+            sum_gxh[c] *= inv_std[c];
+        }
+        return;
+    }
+    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+#pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        block_gsums(d, c0, nb, relu, center + c0, sum_g + c0, sum_gxh + c0, dy, x, y);
+        for (size_t j = 0; j < nb; j++) sum_gxh[c0 + j] *= inv_std[c0 + j];
+    }
+}
+
+static void opt_grad_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, double m, float *dx,
+                            const double *sum_g, const double *sum_gxh, const float *dy,
+                            const float *x, const float *y, const float *gamma,
+                            const double *saved) {
+    const size_t C = d->c, rows = d->n * d->hw;
+    const int relu = cfg->fuse_relu;
+    if (d->planar) {
+#pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
+        for (size_t c = 0; c < C; c++) {
+            float kg, kx, mx, k0;
+            grad_coef(cfg, C, c, m, sum_g[c], sum_gxh[c], gamma, saved, &kg, &kx, &mx, &k0);
+            planar_gout(d, c, relu, kg, kx, mx, k0, dx, dy, x, y);
+        }
+        return;
+    }
+    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+#pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        float kg[OPT_BLOCK], kx[OPT_BLOCK], mx[OPT_BLOCK], k0[OPT_BLOCK];
+        for (size_t j = 0; j < nb; j++)
+            grad_coef(cfg, C, c0 + j, m, sum_g[c0 + j], sum_gxh[c0 + j], gamma, saved, &kg[j],
+                      &kx[j], &mx[j], &k0[j]);
+        block_gout(d, c0, nb, relu, kg, kx, mx, k0, dx, dy, x, y);
+    }
+}
+
 const bnk__bn_kernels bnk__bn_kernels_opt = {
     .name = "opt",
     .forward_train = opt_forward_train,
     .forward_infer = opt_forward_infer,
     .backward = opt_backward,
+    .moments = opt_moments,
+    .train_output = opt_train_output,
+    .grad_sums = opt_grad_sums,
+    .grad_output = opt_grad_output,
 };

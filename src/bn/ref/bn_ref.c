@@ -35,9 +35,48 @@ static void ref_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, f
     }
 }
 
+/* The phases of synchronised BN (bn_internal.h): the fused kernels' per-channel steps, one
+ * phase at a time. */
+static void ref_moments(const bnk__bn_dims *d, double *count, double *mean, double *m2,
+                        const float *x) {
+    for (size_t c = 0; c < d->c; c++) {
+        count[c] = (double)(d->n * d->hw);
+        bnk__bn_ref_channel_moments_f32(d, c, &mean[c], &m2[c], x);
+    }
+}
+
+static void ref_train_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
+                             const double *saved, const float *x, const float *gamma,
+                             const float *beta) {
+    for (size_t c = 0; c < d->c; c++)
+        bnk__bn_ref_channel_output_f32(cfg, d, c, y, saved, x, gamma, beta);
+}
+
+static void ref_grad_sums(const bnk_bn_config *cfg, const bnk__bn_dims *d, double *sum_g,
+                          double *sum_gxh, const float *dy, const float *x, const float *y,
+                          const double *saved) {
+    for (size_t c = 0; c < d->c; c++)
+        bnk__bn_ref_channel_grad_sums_f32(cfg, d, c, &sum_g[c], &sum_gxh[c], dy, x, y, saved);
+}
+
+static void ref_grad_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, double m, float *dx,
+                            const double *sum_g, const double *sum_gxh, const float *dy,
+                            const float *x, const float *y, const float *gamma,
+                            const double *saved) {
+    for (size_t c = 0; c < d->c; c++) {
+        const bnk__bn_grad_coef k = bnk__bn_channel_backward(
+            cfg, m, cfg->scale ? (double)gamma[c] : 1.0, saved, d->c, c, sum_g[c], sum_gxh[c]);
+        bnk__bn_ref_channel_grad_output_f32(cfg, d, c, &k, dx, dy, x, y, saved);
+    }
+}
+
 const bnk__bn_kernels bnk__bn_kernels_ref = {
     .name = "ref",
     .forward_train = bnk__bn_ref_forward_train_f32,
     .forward_infer = ref_forward_infer,
     .backward = bnk__bn_ref_backward_f32,
+    .moments = ref_moments,
+    .train_output = ref_train_output,
+    .grad_sums = ref_grad_sums,
+    .grad_output = ref_grad_output,
 };

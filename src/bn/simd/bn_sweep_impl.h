@@ -304,6 +304,11 @@ static void sw_rows_gsums(const float *dy, const float *x, const float *y, size_
 
 /* ---- Training forward ---------------------------------------------------------------------- */
 
+/* One context, and one set of thread bodies, for the fused training forward and for its two
+ * phases (bn_internal.h): `stats` sweeps the statistics, `output` the output pass. Fused (both),
+ * each channel's statistics go through steps 2-4 and its output follows, from cache where it
+ * fits. Statistics alone store each channel's mean and M2 in mean[C], m2[C]; output alone takes
+ * the coefficients from the saved fields. */
 typedef struct sw_train_ctx {
     const bnk_bn_config *cfg;
     const bnk__bn_dims *d;
@@ -312,6 +317,8 @@ typedef struct sw_train_ctx {
     double *saved;
     float *running_mean, *running_var;
     const float *x, *gamma, *beta;
+    int stats, output;          /* the phases this call runs */
+    double *mean, *m2;          /* [C] results of the statistics phase alone */
     int nt;                     /* write y with non-temporal stores */
     void *part[SW_MAX_THREADS]; /* per-thread partial results, published before a barrier */
 } sw_train_ctx;
@@ -322,21 +329,39 @@ typedef struct sw_rows_part {
 } sw_rows_part;
 
 static void sw_train_stats_done(const sw_train_ctx *k, size_t c, double m, const sw_stat *st) {
+    if (!k->output) {
+        k->mean[c] = st->mean;
+        k->m2[c] = st->m2;
+        return;
+    }
     bnk__bn_channel_forward(k->cfg, m, k->step, st->mean, st->m2 / m, &k->running_mean[c],
                             &k->running_var[c], k->saved, k->d->c, c);
 }
 
+/* The output coefficients a, cx, b [count] of channels [c0, c0 + count) from the saved fields. */
+static void sw_train_coefs(const sw_train_ctx *k, size_t c0, size_t count, float *a, float *cx,
+                           float *b) {
+    bnk__bn_train_coefs_impl(k->cfg, count, k->saved + c0, k->d->c, sw_at(k->gamma, c0),
+                             sw_at(k->beta, c0), a, cx, b);
+}
+
 /* Channels [c0, c0 + count) with batch means mean[] and squared deviations m2[] (turned into
  * variances in place) over m values: steps 2-4 vectorised over the channels, then the output
- * coefficients a, cx, b [count]. */
+ * coefficients a, cx, b [count]. Statistics phase alone: stores mean[] and m2[] instead. */
 static void sw_train_channels_done(const sw_train_ctx *k, size_t c0, size_t count, double m,
                                    const double *mean, double *m2, float *a, float *cx, float *b) {
     const size_t C = k->d->c;
+    if (!k->output) {
+        for (size_t j = 0; j < count; j++) {
+            k->mean[c0 + j] = mean[j];
+            k->m2[c0 + j] = m2[j];
+        }
+        return;
+    }
     for (size_t j = 0; j < count; j++) m2[j] /= m;
     bnk__bn_channels_forward_impl(k->cfg, m, k->step, count, mean, m2, k->running_mean + c0,
                                   k->running_var + c0, k->saved + c0, C);
-    bnk__bn_train_coefs_impl(k->cfg, count, k->saved + c0, C, sw_at(k->gamma, c0),
-                             sw_at(k->beta, c0), a, cx, b);
+    sw_train_coefs(k, c0, count, a, cx, b);
 }
 
 /* How many planar channels to sweep together: as many as fit SW_CACHE_BYTES (bytes per value:
@@ -353,40 +378,45 @@ static size_t sw_planar_group(const bnk__bn_dims *d, size_t bytes) {
 static void sw_train_planar_group(const sw_train_ctx *k, size_t c0, size_t g) {
     const bnk__bn_dims *d = k->d;
     const size_t C = d->c, hw = d->hw, N = d->n;
-    sw_stat st[SW_PGROUP];
-    double K[SW_PGROUP], s1[SW_PGROUP], s2[SW_PGROUP];
     float a[SW_PGROUP], cx[SW_PGROUP], b[SW_PGROUP];
-    size_t cnt = 0;
-    for (size_t i = 0; i < g; i++) st[i] = (sw_stat){0.0, 0.0, 0.0};
-    for (size_t n = 0; n < N; n++) {
-        const float *xn = k->x + (n * C + c0) * hw;
-        if (cnt == 0)
+    if (k->stats) {
+        sw_stat st[SW_PGROUP];
+        double K[SW_PGROUP], s1[SW_PGROUP], s2[SW_PGROUP];
+        size_t cnt = 0;
+        for (size_t i = 0; i < g; i++) st[i] = (sw_stat){0.0, 0.0, 0.0};
+        for (size_t n = 0; n < N; n++) {
+            const float *xn = k->x + (n * C + c0) * hw;
+            if (cnt == 0)
+                for (size_t i = 0; i < g; i++) {
+                    K[i] = sw_shift(xn[i * hw]);
+                    s1[i] = s2[i] = 0.0;
+                }
             for (size_t i = 0; i < g; i++) {
-                K[i] = sw_shift(xn[i * hw]);
-                s1[i] = s2[i] = 0.0;
+                double u, v;
+                k_sums_runs(xn + i * hw, 1, hw, 0, K[i], &u, &v);
+                s1[i] += u;
+                s2[i] += v;
             }
+            cnt += hw;
+            if (cnt >= SW_CHUNK || n + 1 == N) {
+                for (size_t i = 0; i < g; i++) {
+                    double mean, m2;
+                    sw_chunk((double)cnt, K[i], s1[i], s2[i], &mean, &m2);
+                    sw_merge(&st[i], (double)cnt, mean, m2);
+                }
+                cnt = 0;
+            }
+        }
+        double mean[SW_PGROUP] = {0}, m2[SW_PGROUP] = {0}; /* only [0, g) is used */
         for (size_t i = 0; i < g; i++) {
-            double u, v;
-            k_sums_runs(xn + i * hw, 1, hw, 0, K[i], &u, &v);
-            s1[i] += u;
-            s2[i] += v;
+            mean[i] = st[i].mean;
+            m2[i] = st[i].m2;
         }
-        cnt += hw;
-        if (cnt >= SW_CHUNK || n + 1 == N) {
-            for (size_t i = 0; i < g; i++) {
-                double mean, m2;
-                sw_chunk((double)cnt, K[i], s1[i], s2[i], &mean, &m2);
-                sw_merge(&st[i], (double)cnt, mean, m2);
-            }
-            cnt = 0;
-        }
+        sw_train_channels_done(k, c0, g, (double)(N * hw), mean, m2, a, cx, b);
+    } else {
+        sw_train_coefs(k, c0, g, a, cx, b);
     }
-    double mean[SW_PGROUP] = {0}, m2[SW_PGROUP] = {0}; /* only [0, g) is used */
-    for (size_t i = 0; i < g; i++) {
-        mean[i] = st[i].mean;
-        m2[i] = st[i].m2;
-    }
-    sw_train_channels_done(k, c0, g, (double)(N * hw), mean, m2, a, cx, b);
+    if (!k->output) return;
     for (size_t n = 0; n < N; n++) {
         const size_t off = (n * C + c0) * hw;
         for (size_t i = 0; i < g; i++)
@@ -399,7 +429,7 @@ static void sw_train_planar(void *ctx, size_t tid, size_t nt) {
     sw_train_ctx *k = ctx;
     const bnk__bn_dims *d = k->d;
     const size_t C = d->c, m = d->n * d->hw;
-    const int relu = k->cfg->fuse_relu;
+    const int relu = k->output && k->cfg->fuse_relu;
     const size_t whole = (nt > 1 && m >= SW_SPLIT_MIN) ? C - C % nt : C;
     const size_t G = sw_planar_group(d, sizeof(float));
     float a, cx, b;
@@ -411,8 +441,11 @@ static void sw_train_planar(void *ctx, size_t tid, size_t nt) {
             sw_train_planar_group(k, c, g);
             continue;
         }
-        const sw_stat st = sw_planar_stats(k->x, d, c, 0, m);
-        sw_train_stats_done(k, c, (double)m, &st);
+        if (k->stats) {
+            const sw_stat st = sw_planar_stats(k->x, d, c, 0, m);
+            sw_train_stats_done(k, c, (double)m, &st);
+        }
+        if (!k->output) continue;
         bnk__bn_train_coef(k->cfg, k->saved, C, c, k->gamma, k->beta, &a, &cx, &b);
         sw_planar_affine(k->y, k->x, d, c, 0, m, a, cx, b, relu, k->nt,
                          c + 1 < hi && m * sizeof(float) <= SW_PREFETCH_BYTES ? d->hw : 0);
@@ -421,19 +454,22 @@ static void sw_train_planar(void *ctx, size_t tid, size_t nt) {
     sw_share(m, tid, nt, &lo, &hi);
     for (size_t g = whole; g < C; g += SW_SPLIT_GROUP) {
         const size_t gl = sw_min(SW_SPLIT_GROUP, C - g);
-        sw_stat mine[SW_SPLIT_GROUP];
-        for (size_t l = 0; l < gl; l++) mine[l] = sw_planar_stats(k->x, d, g + l, lo, hi);
-        k->part[tid] = mine;
+        if (k->stats) {
+            sw_stat mine[SW_SPLIT_GROUP];
+            for (size_t l = 0; l < gl; l++) mine[l] = sw_planar_stats(k->x, d, g + l, lo, hi);
+            k->part[tid] = mine;
 #pragma omp barrier
-        for (size_t l = tid; l < gl; l += nt) {
-            sw_stat st = {0.0, 0.0, 0.0};
-            for (size_t t = 0; t < nt; t++) {
-                const sw_stat *p = (const sw_stat *)k->part[t] + l;
-                sw_merge(&st, p->n, p->mean, p->m2);
+            for (size_t l = tid; l < gl; l += nt) {
+                sw_stat st = {0.0, 0.0, 0.0};
+                for (size_t t = 0; t < nt; t++) {
+                    const sw_stat *p = (const sw_stat *)k->part[t] + l;
+                    sw_merge(&st, p->n, p->mean, p->m2);
+                }
+                sw_train_stats_done(k, g + l, (double)m, &st);
             }
-            sw_train_stats_done(k, g + l, (double)m, &st);
+#pragma omp barrier /* the saved fields are ready, and `mine` is free again */
         }
-#pragma omp barrier
+        if (!k->output) continue;
         for (size_t l = 0; l < gl; l++) {
             bnk__bn_train_coef(k->cfg, k->saved, C, g + l, k->gamma, k->beta, &a, &cx, &b);
             sw_planar_affine(k->y, k->x, d, g + l, lo, hi, a, cx, b, relu, k->nt, 0);
@@ -456,10 +492,11 @@ static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
     sw_train_ctx *k = ctx;
     const bnk__bn_dims *d = k->d;
     const size_t C = d->c, R = d->n * d->hw;
-    const int relu = k->cfg->fuse_relu;
+    const int relu = k->output && k->cfg->fuse_relu;
     float a[SW_GROUP], cx[SW_GROUP], b[SW_GROUP];
     size_t lo, hi;
-    if (sw_by_channels(C, R, nt)) {
+    /* (an output pass alone has nothing to re-read from cache, and takes rows) */
+    if (k->stats ? sw_by_channels(C, R, nt) : nt == 1) {
         double mean[SW_GROUP], m2[SW_GROUP];
         const size_t w = SW_GROUP;
         sw_share((C + SW_CB - 1) / SW_CB, tid, nt, &lo, &hi);
@@ -467,9 +504,13 @@ static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
         hi = sw_min(hi * SW_CB, C);
         for (size_t g = lo; g < hi; g += w) {
             const size_t gl = sw_min(w, hi - g);
-            sw_rows_stats(k->x, C, g, gl, 0, R, mean, m2);
-            sw_train_channels_done(k, g, gl, (double)R, mean, m2, a, cx, b);
-            k_affine_rows(k->y + g, k->x + g, R, C, gl, a, cx, b, relu, k->nt);
+            if (k->stats) {
+                sw_rows_stats(k->x, C, g, gl, 0, R, mean, m2);
+                sw_train_channels_done(k, g, gl, (double)R, mean, m2, a, cx, b);
+            } else {
+                sw_train_coefs(k, g, gl, a, cx, b);
+            }
+            if (k->output) k_affine_rows(k->y + g, k->x + g, R, C, gl, a, cx, b, relu, k->nt);
         }
         return;
     }
@@ -481,25 +522,27 @@ static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
     mine.n = (double)(hi - lo);
     for (size_t g = 0; g < C; g += w) {
         const size_t gl = sw_min(w, C - g);
-        sw_rows_stats(k->x, C, g, gl, lo, hi, mine.mean, mine.m2);
-        k->part[tid] = &mine;
+        if (k->stats) {
+            sw_rows_stats(k->x, C, g, gl, lo, hi, mine.mean, mine.m2);
+            k->part[tid] = &mine;
 #pragma omp barrier
-        /* thread tid finishes channels [j0, j1) of the group, merging in thread order */
-        size_t j0, j1;
-        sw_share(gl, tid, nt, &j0, &j1);
-        for (size_t j = j0; j < j1; j++) {
-            sw_stat st = {0.0, 0.0, 0.0};
-            for (size_t t = 0; t < nt; t++) {
-                const sw_rows_part *p = k->part[t];
-                sw_merge(&st, p->n, p->mean[j], p->m2[j]);
+            /* thread tid finishes channels [j0, j1) of the group, merging in thread order */
+            size_t j0, j1;
+            sw_share(gl, tid, nt, &j0, &j1);
+            for (size_t j = j0; j < j1; j++) {
+                sw_stat st = {0.0, 0.0, 0.0};
+                for (size_t t = 0; t < nt; t++) {
+                    const sw_rows_part *p = k->part[t];
+                    sw_merge(&st, p->n, p->mean[j], p->m2[j]);
+                }
+                mean[j - j0] = st.mean;
+                m2[j - j0] = st.m2;
             }
-            mean[j - j0] = st.mean;
-            m2[j - j0] = st.m2;
+            if (j1 > j0) sw_train_channels_done(k, g + j0, j1 - j0, (double)R, mean, m2, a, cx, b);
+#pragma omp barrier /* the saved fields are ready, and `mine` is free again */
         }
-        if (j1 > j0) sw_train_channels_done(k, g + j0, j1 - j0, (double)R, mean, m2, a, cx, b);
-#pragma omp barrier
-        bnk__bn_train_coefs_impl(k->cfg, gl, k->saved + g, C, sw_at(k->gamma, g), sw_at(k->beta, g),
-                                 a, cx, b);
+        if (!k->output) continue;
+        sw_train_coefs(k, g, gl, a, cx, b);
         k_affine_rows(k->y + lo * C + g, k->x + lo * C + g, hi - lo, C, gl, a, cx, b, relu, k->nt);
     }
 }
@@ -517,6 +560,33 @@ static void sw_forward_train(const bnk_bn_config *cfg, const bnk__bn_dims *d, in
                       .x = x,
                       .gamma = gamma,
                       .beta = beta,
+                      .stats = 1,
+                      .output = 1,
+                      .nt = sw_stream(d->n * d->c * d->hw * sizeof(float))};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_train_planar : sw_train_interleaved, &k);
+}
+
+/* Phase (a): the statistics sweep of sw_forward_train alone. */
+static void sw_moments(const bnk__bn_dims *d, double *count, double *mean, double *m2,
+                       const float *x) {
+    for (size_t c = 0; c < d->c; c++) count[c] = (double)(d->n * d->hw);
+    sw_train_ctx k = {.d = d, .x = x, .stats = 1, .output = 0, .mean = mean, .m2 = m2};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_train_planar : sw_train_interleaved, &k);
+}
+
+/* Phase (b): the output sweep of sw_forward_train alone, coefficients from the saved fields. */
+static void sw_train_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *y,
+                            const double *saved, const float *x, const float *gamma,
+                            const float *beta) {
+    sw_train_ctx k = {.cfg = cfg,
+                      .d = d,
+                      .y = y,
+                      .saved = (double *)saved, /* only read when stats is off */
+                      .x = x,
+                      .gamma = gamma,
+                      .beta = beta,
+                      .stats = 0,
+                      .output = 1,
                       .nt = sw_stream(d->n * d->c * d->hw * sizeof(float))};
     sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_train_planar : sw_train_interleaved, &k);
 }
@@ -606,13 +676,20 @@ static void sw_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, fl
 
 /* ---- Backward ------------------------------------------------------------------------------ */
 
+/* As for the training forward, one context and one set of bodies for the fused backward and
+ * its two phases: `sums` sweeps the per-channel sums, `output` the dx pass. Sums alone store
+ * sum(g) and sum(g*xhat) in sum_g[C], sum_gxh[C]; output alone takes them (the group's) from
+ * there, with the group's value count m, and leaves dgamma and dbeta alone. */
 typedef struct sw_back_ctx {
     const bnk_bn_config *cfg;
     const bnk__bn_dims *d;
     float *dx, *dgamma, *dbeta;
     const float *dy, *x, *y, *gamma;
     const double *saved;
-    int nt; /* write dx with non-temporal stores */
+    int sums, output;        /* the phases this call runs */
+    double *sum_g, *sum_gxh; /* [C] results of the sums phase, or inputs of the output phase */
+    double m;                /* the output phase's value count */
+    int nt;                  /* write dx with non-temporal stores */
     void *part[SW_MAX_THREADS];
 } sw_back_ctx;
 
@@ -621,14 +698,33 @@ typedef struct sw_rows_gpart {
     double sg[SW_GROUP], sgx[SW_GROUP];
 } sw_rows_gpart;
 
-/* Coefficients of channel c from its sums; accumulates dgamma, dbeta when acc. */
+/* Channel c's sums sg = sum(g), sgx = sum(g*(x - center)) are complete. Sums phase alone:
+ * stores them (sgx times inv_std) and returns 1; otherwise returns 0. */
+static int sw_back_sums_done(const sw_back_ctx *k, size_t c, double sg, double sgx) {
+    if (k->output) return 0;
+    k->sum_g[c] = sg;
+    k->sum_gxh[c] = sgx * k->saved[BNK_SAVED_INV_STD * k->d->c + c];
+    return 1;
+}
+
+/* Coefficients of channel c: fused, from this call's sums sg, sgx over m values, accumulating
+ * dgamma, dbeta when acc; output phase alone, from the group's sums and m (sg, sgx, acc
+ * unused). */
 static void sw_back_coef(const sw_back_ctx *k, size_t c, double m, double sg, double sgx, int acc,
                          float *kg, float *kx, float *mx, float *k0) {
     const bnk_bn_config *cfg = k->cfg;
     const size_t C = k->d->c;
-    const bnk__bn_grad_coef q =
-        bnk__bn_channel_backward(cfg, m, cfg->scale ? (double)k->gamma[c] : 1.0, k->saved, C, c, sg,
-                                 sgx * k->saved[BNK_SAVED_INV_STD * C + c]);
+    double sgxh;
+    if (k->sums) {
+        sgxh = sgx * k->saved[BNK_SAVED_INV_STD * C + c];
+    } else {
+        m = k->m;
+        sg = k->sum_g[c];
+        sgxh = k->sum_gxh[c];
+        acc = 0;
+    }
+    const bnk__bn_grad_coef q = bnk__bn_channel_backward(
+        cfg, m, cfg->scale ? (double)k->gamma[c] : 1.0, k->saved, C, c, sg, sgxh);
     bnk__bn_grad_coef_f32(&q, k->saved[BNK_SAVED_BATCH_MEAN * C + c], kg, kx, mx, k0);
     if (acc) {
         if (cfg->scale && k->dgamma) k->dgamma[c] = (float)((double)k->dgamma[c] + q.dgamma);
@@ -646,19 +742,23 @@ static void sw_back_planar_group(const sw_back_ctx *k, size_t c0, size_t g) {
     double sg[SW_PGROUP], sgx[SW_PGROUP];
     float kg[SW_PGROUP], kx[SW_PGROUP], mx[SW_PGROUP], k0[SW_PGROUP];
     for (size_t i = 0; i < g; i++) sg[i] = sgx[i] = 0.0;
-    for (size_t n = 0; n < N; n++) {
-        const size_t off = (n * C + c0) * hw;
-        for (size_t i = 0; i < g; i++) {
-            const size_t o = off + i * hw;
-            double u, v;
-            k_gsums_runs(k->dy + o, k->x + o, ymask ? ymask + o : NULL, 1, hw, 0, center[i], &u,
-                         &v);
-            sg[i] += u;
-            sgx[i] += v;
+    if (k->sums)
+        for (size_t n = 0; n < N; n++) {
+            const size_t off = (n * C + c0) * hw;
+            for (size_t i = 0; i < g; i++) {
+                const size_t o = off + i * hw;
+                double u, v;
+                k_gsums_runs(k->dy + o, k->x + o, ymask ? ymask + o : NULL, 1, hw, 0, center[i], &u,
+                             &v);
+                sg[i] += u;
+                sgx[i] += v;
+            }
         }
-    }
     for (size_t i = 0; i < g; i++)
-        sw_back_coef(k, c0 + i, (double)(N * hw), sg[i], sgx[i], 1, &kg[i], &kx[i], &mx[i], &k0[i]);
+        if (!sw_back_sums_done(k, c0 + i, sg[i], sgx[i]))
+            sw_back_coef(k, c0 + i, (double)(N * hw), sg[i], sgx[i], 1, &kg[i], &kx[i], &mx[i],
+                         &k0[i]);
+    if (!k->output) return;
     for (size_t n = 0; n < N; n++) {
         const size_t off = (n * C + c0) * hw;
         for (size_t i = 0; i < g; i++) {
@@ -686,8 +786,9 @@ static void sw_back_planar(void *ctx, size_t tid, size_t nt) {
             sw_back_planar_group(k, c, g);
             continue;
         }
-        double sg, sgx;
-        sw_planar_gsums(k->dy, k->x, ymask, d, c, 0, m, center[c], &sg, &sgx);
+        double sg = 0.0, sgx = 0.0;
+        if (k->sums) sw_planar_gsums(k->dy, k->x, ymask, d, c, 0, m, center[c], &sg, &sgx);
+        if (sw_back_sums_done(k, c, sg, sgx)) continue;
         sw_back_coef(k, c, (double)m, sg, sgx, 1, &kg, &kx, &mx, &k0);
         sw_planar_gout(k->dx, k->dy, k->x, ymask, d, c, 0, m, kg, kx, mx, k0, k->nt, 0);
     }
@@ -695,24 +796,33 @@ static void sw_back_planar(void *ctx, size_t tid, size_t nt) {
     for (size_t g = whole; g < C; g += SW_SPLIT_GROUP) {
         const size_t gl = sw_min(SW_SPLIT_GROUP, C - g);
         double mine[SW_SPLIT_GROUP][2];
-        for (size_t l = 0; l < gl; l++)
-            sw_planar_gsums(k->dy, k->x, ymask, d, g + l, lo, hi, center[g + l], &mine[l][0],
-                            &mine[l][1]);
-        k->part[tid] = mine;
+        if (k->sums) {
+            for (size_t l = 0; l < gl; l++)
+                sw_planar_gsums(k->dy, k->x, ymask, d, g + l, lo, hi, center[g + l], &mine[l][0],
+                                &mine[l][1]);
+            k->part[tid] = mine;
 #pragma omp barrier
+        }
         /* Every thread merges the same partials in the same order, so every thread derives the
-         * same coefficients; thread l % nt alone accumulates channel l's dgamma and dbeta. */
+         * same coefficients; thread l % nt alone accumulates (or stores) channel l's. */
         for (size_t l = 0; l < gl; l++) {
             double sg = 0.0, sgx = 0.0;
-            for (size_t t = 0; t < nt; t++) {
-                const double(*p)[2] = k->part[t];
-                sg += p[l][0];
-                sgx += p[l][1];
+            if (k->sums)
+                for (size_t t = 0; t < nt; t++) {
+                    const double(*p)[2] = k->part[t];
+                    sg += p[l][0];
+                    sgx += p[l][1];
+                }
+            if (!k->output) {
+                if (l % nt == tid) sw_back_sums_done(k, g + l, sg, sgx);
+                continue;
             }
             sw_back_coef(k, g + l, (double)m, sg, sgx, l % nt == tid, &kg, &kx, &mx, &k0);
             sw_planar_gout(k->dx, k->dy, k->x, ymask, d, g + l, lo, hi, kg, kx, mx, k0, k->nt, 0);
         }
+        if (k->sums) {
 #pragma omp barrier /* before `mine` is overwritten by the next group */
+        }
     }
 }
 
@@ -724,7 +834,8 @@ static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
     const double *center = k->saved + BNK_SAVED_CENTER * C;
     float kg[SW_GROUP], kx[SW_GROUP], mx[SW_GROUP], k0[SW_GROUP];
     size_t lo, hi;
-    if (sw_by_channels(C, R, nt)) {
+    /* (an output pass alone has nothing to re-read from cache, and takes rows) */
+    if (k->sums ? sw_by_channels(C, R, nt) : nt == 1) {
         double sg[SW_GROUP], sgx[SW_GROUP];
         const size_t w = SW_GROUP;
         sw_share((C + SW_CB - 1) / SW_CB, tid, nt, &lo, &hi);
@@ -732,11 +843,15 @@ static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
         hi = sw_min(hi * SW_CB, C);
         for (size_t g = lo; g < hi; g += w) {
             const size_t gl = sw_min(w, hi - g);
-            sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, 0, R, center + g, sg, sgx);
-            for (size_t j = 0; j < gl; j++)
-                sw_back_coef(k, g + j, (double)R, sg[j], sgx[j], 1, &kg[j], &kx[j], &mx[j], &k0[j]);
-            k_gout_rows(k->dx + g, k->dy + g, k->x + g, ymask ? ymask + g : NULL, R, C, gl, kg, kx,
-                        mx, k0, k->nt);
+            if (k->sums) sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, 0, R, center + g, sg, sgx);
+            for (size_t j = 0; j < gl; j++) {
+                const double u = k->sums ? sg[j] : 0.0, v = k->sums ? sgx[j] : 0.0;
+                if (!sw_back_sums_done(k, g + j, u, v))
+                    sw_back_coef(k, g + j, (double)R, u, v, 1, &kg[j], &kx[j], &mx[j], &k0[j]);
+            }
+            if (k->output)
+                k_gout_rows(k->dx + g, k->dy + g, k->x + g, ymask ? ymask + g : NULL, R, C, gl, kg,
+                            kx, mx, k0, k->nt);
         }
         return;
     }
@@ -745,22 +860,31 @@ static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
     sw_share(R, tid, nt, &lo, &hi);
     for (size_t g = 0; g < C; g += w) {
         const size_t gl = sw_min(w, C - g);
-        sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, lo, hi, center + g, mine.sg, mine.sgx);
-        k->part[tid] = &mine;
-#pragma omp barrier
         size_t j0, j1;
         sw_share(gl, tid, nt, &j0, &j1);
-        for (size_t j = 0; j < gl; j++) {
-            double sg = 0.0, sgx = 0.0;
-            for (size_t t = 0; t < nt; t++) {
-                const sw_rows_gpart *p = k->part[t];
-                sg += p->sg[j];
-                sgx += p->sgx[j];
-            }
-            sw_back_coef(k, g + j, (double)R, sg, sgx, j >= j0 && j < j1, &kg[j], &kx[j], &mx[j],
-                         &k0[j]);
+        if (k->sums) {
+            sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, lo, hi, center + g, mine.sg, mine.sgx);
+            k->part[tid] = &mine;
+#pragma omp barrier
         }
+        /* fused: every thread derives every coefficient, thread tid accumulates [j0, j1);
+         * sums alone: thread tid stores [j0, j1) */
+        for (size_t j = k->output ? 0 : j0; j < (k->output ? gl : j1); j++) {
+            double sg = 0.0, sgx = 0.0;
+            if (k->sums)
+                for (size_t t = 0; t < nt; t++) {
+                    const sw_rows_gpart *p = k->part[t];
+                    sg += p->sg[j];
+                    sgx += p->sgx[j];
+                }
+            if (!sw_back_sums_done(k, g + j, sg, sgx))
+                sw_back_coef(k, g + j, (double)R, sg, sgx, j >= j0 && j < j1, &kg[j], &kx[j],
+                             &mx[j], &k0[j]);
+        }
+        if (k->sums) {
 #pragma omp barrier /* before `mine` is overwritten by the next group */
+        }
+        if (!k->output) continue;
         const size_t off = lo * C + g;
         k_gout_rows(k->dx + off, k->dy + off, k->x + off, ymask ? ymask + off : NULL, hi - lo, C,
                     gl, kg, kx, mx, k0, k->nt);
@@ -780,6 +904,47 @@ static void sw_backward(const bnk_bn_config *cfg, const bnk__bn_dims *d, float *
                      .y = y,
                      .gamma = gamma,
                      .saved = saved,
+                     .sums = 1,
+                     .output = 1,
+                     .nt = sw_stream(d->n * d->c * d->hw * sizeof(float))};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_back_planar : sw_back_interleaved, &k);
+}
+
+/* Phase (c): the sums sweep of sw_backward alone. */
+static void sw_grad_sums(const bnk_bn_config *cfg, const bnk__bn_dims *d, double *sum_g,
+                         double *sum_gxh, const float *dy, const float *x, const float *y,
+                         const double *saved) {
+    sw_back_ctx k = {.cfg = cfg,
+                     .d = d,
+                     .dy = dy,
+                     .x = x,
+                     .y = y,
+                     .saved = saved,
+                     .sums = 1,
+                     .output = 0,
+                     .sum_g = sum_g,
+                     .sum_gxh = sum_gxh};
+    sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_back_planar : sw_back_interleaved, &k);
+}
+
+/* Phase (d): the dx sweep of sw_backward alone, from the group's sums and value count m. */
+static void sw_grad_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, double m, float *dx,
+                           const double *sum_g, const double *sum_gxh, const float *dy,
+                           const float *x, const float *y, const float *gamma,
+                           const double *saved) {
+    sw_back_ctx k = {.cfg = cfg,
+                     .d = d,
+                     .dx = dx,
+                     .dy = dy,
+                     .x = x,
+                     .y = y,
+                     .gamma = gamma,
+                     .saved = saved,
+                     .sums = 0,
+                     .output = 1,
+                     .sum_g = (double *)sum_g, /* only read when sums is off */
+                     .sum_gxh = (double *)sum_gxh,
+                     .m = m,
                      .nt = sw_stream(d->n * d->c * d->hw * sizeof(float))};
     sw_run(sw_threads(d->n * d->c * d->hw), d->planar ? sw_back_planar : sw_back_interleaved, &k);
 }
