@@ -1,5 +1,6 @@
 /* The nn part: operators against double-precision loops, the whole model's gradient against
  * finite differences, the optimisers by hand, and model-spec errors. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,11 @@ static void test_dense_against_loops(void **state) {
     fill(dy, N * OUT, &rng, 1.0);
     for (int i = 0; i < OUT * IN; i++) dw[i] = 0.5f; /* backward accumulates */
     for (int i = 0; i < OUT; i++) db[i] = -0.25f;
-    assert_int_equal(bnk__dense_forward(N, IN, OUT, y, x, w, b), BNK_OK);
-    assert_int_equal(bnk__dense_backward(N, IN, OUT, dx, dw, db, dy, x, w), BNK_OK);
+    bnk__dense *op;
+    assert_int_equal(bnk__dense_create(&op, IN, OUT), BNK_OK);
+    assert_int_equal(bnk__dense_forward(op, N, y, x, w, b), BNK_OK);
+    bnk__dense_destroy(op);
+    assert_int_equal(bnk__dense_backward(N, IN, OUT, dx, dw, db, dy, x, w, true), BNK_OK);
     double ry[N * OUT], rdx[N * IN], rdw[OUT * IN], rdb[OUT];
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OUT; o++) {
@@ -53,7 +57,17 @@ static void test_dense_against_loops(void **state) {
     bnk_test_close_f32("dense dw", dw, rdw, OUT * IN, 1e-5, 1e-5);
     bnk_test_close_f32("dense db", db, rdb, OUT, 1e-5, 1e-5);
     /* dx NULL: only the parameter gradients */
-    assert_int_equal(bnk__dense_backward(N, IN, OUT, NULL, dw, db, dy, x, w), BNK_OK);
+    assert_int_equal(bnk__dense_backward(N, IN, OUT, NULL, dw, db, dy, x, w, true), BNK_OK);
+    /* accumulate false: dw and db are written, whatever they held (NaN here) */
+    for (int i = 0; i < OUT * IN; i++) dw[i] = NAN;
+    for (int i = 0; i < OUT; i++) db[i] = NAN;
+    assert_int_equal(bnk__dense_backward(N, IN, OUT, NULL, dw, db, dy, x, w, false), BNK_OK);
+    for (int o = 0; o < OUT; o++) {
+        rdb[o] -= -0.25;
+        for (int i = 0; i < IN; i++) rdw[o * IN + i] -= 0.5;
+    }
+    bnk_test_close_f32("dense dw (written)", dw, rdw, OUT * IN, 1e-5, 1e-5);
+    bnk_test_close_f32("dense db (written)", db, rdb, OUT, 1e-5, 1e-5);
 }
 
 static void test_softmax_xent(void **state) {
@@ -165,6 +179,64 @@ static void test_model_gradients(void **state) {
      * checked against loops in test_nn_conv and end to end against PyTorch in test_nn_torch */
     gradcheck_model("conv:3:3,bn,relu,flatten,dense:3", 2, 6, 6, 4);
     gradcheck_model("conv:2:3:2:1,relu,conv:2:1,bn,dense:3", 1, 7, 5, 4);
+}
+
+/* zero_grad is deferred (the next backward writes instead of adding): gradients must still
+ * read 0 after it, a backward after it must ignore whatever the arena held, and backward
+ * without zero_grad must add. Every layer kind with parameters, and an empty shard. */
+static void test_zero_grad_deferred(void **state) {
+    (void)state;
+    enum { N = 6 };
+    bnk_model_config mc = bnk_model_config_default();
+    mc.spec = "conv:3:3,bn,relu,maxpool:2,flatten,dense:5,relu,bn,dense:4";
+    mc.in_c = 2;
+    mc.in_h = mc.in_w = 6;
+    mc.max_batch = N;
+    bnk_model *m;
+    assert_int_equal(bnk_model_create(&m, &mc), BNK_OK);
+    const size_t P = bnk_model_num_params(m);
+    float x[N * 2 * 6 * 6];
+    int32_t labels[N];
+    uint64_t rng = 5;
+    fill(x, N * 2 * 6 * 6, &rng, 1.0);
+    for (int i = 0; i < N; i++) labels[i] = i % 4;
+    float *g = bnk_model_grads(m);
+    for (size_t i = 0; i < P; i++) g[i] = NAN;
+    bnk_model_zero_grad(m);
+    g = bnk_model_grads(m); /* zeroes now: nothing wrote the arena since zero_grad */
+    for (size_t i = 0; i < P; i++) assert_true(g[i] == 0.0f);
+    /* one backward on a NaN-filled arena after zero_grad: every gradient written */
+    for (size_t i = 0; i < P; i++) g[i] = NAN;
+    bnk_model_zero_grad(m);
+    model_loss(m, x, labels, N);
+    assert_int_equal(bnk_model_backward(m, N), BNK_OK);
+    g = bnk_model_grads(m);
+    float *once = malloc(P * sizeof(float));
+    for (size_t i = 0; i < P; i++) {
+        assert_false(isnan(g[i]));
+        once[i] = g[i];
+    }
+    /* no zero_grad: the same batch again adds the same gradient (BN's step counter moves, but
+     * its output does not depend on it without renorm) */
+    model_loss(m, x, labels, N);
+    assert_int_equal(bnk_model_backward(m, N), BNK_OK);
+    g = bnk_model_grads(m);
+    /* exact but for the order of float sums inside a backward (BN and GEMM add in pieces) */
+    for (size_t i = 0; i < P; i++)
+        assert_true(fabs((double)g[i] - 2.0 * once[i]) <= 1e-5 * (1e-3 + fabs(2.0 * once[i])));
+    /* an empty shard after zero_grad: all gradients 0 */
+    bnk_model_zero_grad(m);
+    assert_int_equal(bnk_model_forward_shard(m, NULL, 0, 0, N, true), BNK_OK);
+    assert_int_equal(bnk_model_loss(m, NULL, 0, NULL, NULL), BNK_OK);
+    for (size_t i = 0; i < P; i++) bnk_model_grads(m)[i] = 0.0f; /* materialise, then dirty */
+    g = bnk_model_grads(m);
+    for (size_t i = 0; i < P; i++) g[i] = NAN;
+    bnk_model_zero_grad(m);
+    assert_int_equal(bnk_model_backward(m, 0), BNK_OK);
+    g = bnk_model_grads(m);
+    for (size_t i = 0; i < P; i++) assert_true(g[i] == 0.0f);
+    free(once);
+    bnk_model_destroy(m);
 }
 
 static void test_spec_errors(void **state) {
@@ -280,7 +352,7 @@ int main(void) {
         cmocka_unit_test(test_dense_against_loops), cmocka_unit_test(test_softmax_xent),
         cmocka_unit_test(test_relu_dropout),        cmocka_unit_test(test_model_gradients),
         cmocka_unit_test(test_spec_errors),         cmocka_unit_test(test_tensors_and_layout),
-        cmocka_unit_test(test_optimisers_by_hand),
+        cmocka_unit_test(test_optimisers_by_hand),  cmocka_unit_test(test_zero_grad_deferred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

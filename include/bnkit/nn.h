@@ -104,6 +104,10 @@ bnk_status bnk_model_loss(bnk_model *model, const int32_t *labels, int64_t n, do
 
 /* Backward pass of the last training forward and loss: ACCUMULATES parameter gradients. */
 bnk_status bnk_model_backward(bnk_model *model, int64_t n);
+/* Sets every parameter gradient to 0. The zeroing is deferred: the next backward writes the
+ * gradients instead of adding to them (no pass over the arena), and bnk_model_grads zeroes the
+ * arena if it is asked for first; so read the gradients through bnk_model_grads, not through a
+ * pointer kept from before the zero_grad. */
 void bnk_model_zero_grad(bnk_model *model);
 
 /* The arenas: num_params floats each. decay_mask[i] is 1 for weights that take L2 weight decay

@@ -12,6 +12,17 @@
 #define BNK__PRINTF(fmt, args)
 #endif
 
+/* Hot element-wise loops are compiled for AVX-512, AVX2 and baseline x86-64, and the best
+ * clone for the CPU is picked at load time (GCC/Clang function multiversioning, an ifunc). Put
+ * it on static functions whose loops are plain and vectorisable; the build does not enable FMA
+ * contraction (ISO C mode), so every clone rounds exactly as the baseline one does, except where
+ * a reduction lets the compiler reorder a sum. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define BNK__MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BNK__MULTIVERSION
+#endif
+
 /* Records a formatted message for bnk_errmsg() on this thread and returns st, so that error
  * paths read `return bnk__fail(BNK_ERR_PARAM, "eps must be > 0, got %g", eps);`. */
 bnk_status bnk__fail(bnk_status st, const char *fmt, ...) BNK__PRINTF(2, 3);

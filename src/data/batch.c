@@ -92,20 +92,26 @@ static void prefetch_sample(const bnk_dataset *ds, size_t s, size_t f, size_t it
 #if defined(__GNUC__)
     const char *p = ds->u8 ? (const char *)(ds->u8 + s * f) : (const char *)(ds->f32 + s * f);
     for (size_t off = 0; off < f * item; off += PREFETCH_LINE) __builtin_prefetch(p + off);
+    __builtin_prefetch(ds->labels + s); /* a random int of a large array: a miss as well */
 #else
     (void)ds, (void)s, (void)f, (void)item;
 #endif
 }
 
+/* The row loops are multiversioned (BNK__MULTIVERSION): uint8 -> float widening takes 4x fewer
+ * instructions with AVX-512 than with SSE2. Every clone computes the same floats. */
+BNK__MULTIVERSION
 static void row_u8_scaled(float *restrict dst, const uint8_t *restrict src, size_t f, float k) {
     for (size_t j = 0; j < f; j++) dst[j] = (float)src[j] * k;
 }
 
+BNK__MULTIVERSION
 static void row_u8_standardize(float *restrict dst, const uint8_t *restrict src,
                                const float *restrict mean, const float *restrict std, size_t f) {
     for (size_t j = 0; j < f; j++) dst[j] = ((float)src[j] * UNIT_SCALE - mean[j]) / std[j];
 }
 
+BNK__MULTIVERSION
 static void row_f32_standardize(float *restrict dst, const float *restrict src,
                                 const float *restrict mean, const float *restrict std, size_t f) {
     for (size_t j = 0; j < f; j++) dst[j] = (src[j] - mean[j]) / std[j];

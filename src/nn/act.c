@@ -1,17 +1,37 @@
-/* Element-wise layers and the loss: ReLU, inverted dropout, softmax cross-entropy. */
+/* Element-wise layers and the loss: ReLU, inverted dropout, softmax cross-entropy.
+ *
+ * The element-wise loops are branch-free (every operand loaded unconditionally, then a select),
+ * so that they vectorise, and multiversioned (BNK__MULTIVERSION). */
 #include <math.h>
 
+#include "core/internal.h"
 #include "core/rng.h"
 #include "nn/layer.h"
 
-void bnk__relu_forward(size_t count, float *y, const float *x) {
+BNK__MULTIVERSION
+static void relu_forward(size_t count, float *restrict y, const float *restrict x) {
 #pragma omp simd
     for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-void bnk__relu_backward(size_t count, float *dx, const float *dy, const float *y) {
+BNK__MULTIVERSION
+static void relu_backward(size_t count, float *restrict dx, const float *restrict dy,
+                          const float *restrict y) {
 #pragma omp simd
-    for (size_t i = 0; i < count; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        /* dy is loaded whatever y is: a load under the condition would not vectorise without
+         * masked loads. NaN y compares false, so dx = 0 there, as before. */
+        const float g = dy[i];
+        dx[i] = y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
+void bnk__relu_forward(size_t count, float *y, const float *x) {
+    relu_forward(count, y, x);
+}
+
+void bnk__relu_backward(size_t count, float *dx, const float *dy, const float *y) {
+    relu_backward(count, dx, dy, y);
 }
 
 void bnk__dropout_forward(size_t count, double rate, uint64_t *rng, uint8_t *mask, float *y,
@@ -23,10 +43,21 @@ void bnk__dropout_forward(size_t count, double rate, uint64_t *rng, uint8_t *mas
     }
 }
 
+BNK__MULTIVERSION
+static void dropout_backward(size_t count, float scale, float *restrict dx,
+                             const float *restrict dy, const uint8_t *restrict mask) {
+#pragma omp simd
+    for (size_t i = 0; i < count; i++) {
+        /* select, then scale: a multiply under the condition (it may trap) blocks if-conversion;
+         * 0 * scale is the 0 a dropped element gets anyway */
+        const float g = dy[i];
+        dx[i] = (mask[i] ? g : 0.0f) * scale;
+    }
+}
+
 void bnk__dropout_backward(size_t count, double rate, float *dx, const float *dy,
                            const uint8_t *mask) {
-    const float scale = (float)(1.0 / (1.0 - rate));
-    for (size_t i = 0; i < count; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+    dropout_backward(count, (float)(1.0 / (1.0 - rate)), dx, dy, mask);
 }
 
 double bnk__softmax_xent(int64_t n, int64_t classes, float *dlogits, int64_t *correct,

@@ -1,5 +1,5 @@
-/* oneDNN plumbing shared by the operators built on oneDNN primitives (conv.c, pool.c), defined
- * in dnnl.c beside the shared engine and stream. Included only by those files, so that
+/* oneDNN plumbing shared by the operators built on oneDNN primitives (dense.c, conv.c, pool.c),
+ * defined in dnnl.c beside the shared engine and stream. Included only by those files, so that
  * nn_internal.h stays free of dnnl.h.
  *
  * Every operator follows the same pattern: primitive attributes with the scratchpad in user

@@ -9,6 +9,8 @@
 
 #include "nn/nn_internal.h"
 
+typedef struct bnk__dense bnk__dense; /* dense.c */
+
 typedef enum bnk__layer_kind {
     BNK__LAYER_DENSE,
     BNK__LAYER_CONV,
@@ -47,18 +49,27 @@ typedef struct bnk__layer {
     uint8_t *mask;          /* dropout: [max_batch * out_size] kept (1) or dropped (0)    */
     float *running_mean, *running_var; /* bn: [out_c] in the model's buffer arena */
     double *saved;                     /* bn: [BNK_BN_SAVED_FIELDS * out_c]        */
+    bnk__dense *dense;
     bnk__conv *conv;
     bnk__pool *pool;
 } bnk__layer;
 
 /* ---- Operators ---------------------------------------------------------------------------- */
 
-/* y [n, out] = x [n, in] · w^T + b, w [out, in] (PyTorch layout), via oneDNN's sgemm. */
-bnk_status bnk__dense_forward(int64_t n, int64_t in, int64_t out, float *y, const float *x,
-                              const float *w, const float *b);
-/* dw [out, in] += dy^T · x, db [out] += column sums of dy, dx [n, in] = dy · w (dx may be NULL). */
+/* A dense layer's forward operator: oneDNN matmul primitives (bias fused) per batch size,
+ * made on first use and cached like the convolutions' (4 sizes, least recently used replaced).
+ * Sizes < 1: BNK_ERR_SIZE. */
+bnk_status bnk__dense_create(bnk__dense **out, int64_t in, int64_t out_features);
+void bnk__dense_destroy(bnk__dense *d); /* NULL is harmless */
+
+/* y [n, out] = x [n, in] · w^T + b, w [out, in] (PyTorch layout). n = 0 does nothing. */
+bnk_status bnk__dense_forward(bnk__dense *d, int64_t n, float *y, const float *x, const float *w,
+                              const float *b);
+/* dw [out, in] += dy^T · x, db [out] += column sums of dy, dx [n, in] = dy · w (dx may be NULL).
+ * accumulate false: dw and db are written (=) instead, without being read (the model's first
+ * backward after bnk_model_zero_grad, which then need not zero them). */
 bnk_status bnk__dense_backward(int64_t n, int64_t in, int64_t out, float *dx, float *dw, float *db,
-                               const float *dy, const float *x, const float *w);
+                               const float *dy, const float *x, const float *w, bool accumulate);
 
 /* y [count] = max(x, 0); dx [count] = dy where y > 0, else 0. */
 void bnk__relu_forward(size_t count, float *y, const float *x);

@@ -31,6 +31,9 @@ struct bnk_model {
     int64_t last_n;        /* batch size of the last forward (0: an empty shard) */
     int64_t last_global_n; /* the global batch the last forward's shard belongs to */
     bool have_forward, last_training, have_loss;
+    /* bnk_model_zero_grad was called and the gradient arena not yet zeroed: the next backward
+     * writes every gradient instead of adding (bnk_model_grads zeroes it when asked first) */
+    bool zero_pending;
     int64_t bn_step;
     uint64_t dropout_rng;
     const bnk_bn_comm *bn_comm; /* synchronised BN over this group; NULL: local BN */
@@ -263,7 +266,9 @@ static bnk_status wire(bnk_model *m) {
             break;
         }
         bnk_status st = BNK_OK;
-        if (l->spec.kind == BNK__LAYER_CONV) {
+        if (l->spec.kind == BNK__LAYER_DENSE) {
+            st = bnk__dense_create(&l->dense, (int64_t)l->in_size, l->out_c);
+        } else if (l->spec.kind == BNK__LAYER_CONV) {
             bnk__conv_shape cs = {l->in_c,   l->in_h, l->in_w,  l->out_c, l->k,
                                   l->stride, l->pad,  l->out_h, l->out_w};
             st = bnk__conv_create(&l->conv, &cs);
@@ -328,6 +333,7 @@ bnk_status bnk_model_create(bnk_model **out, const bnk_model_config *cfg) {
 void bnk_model_destroy(bnk_model *m) {
     if (!m) return;
     for (int i = 0; i < m->nlayers; i++) {
+        bnk__dense_destroy(m->layers[i].dense);
         bnk__conv_destroy(m->layers[i].conv);
         bnk__pool_destroy(m->layers[i].pool);
     }
@@ -409,7 +415,7 @@ bnk_status bnk_model_forward_shard(bnk_model *m, const float *x, int64_t n, int6
         }
         switch (l->spec.kind) {
         case BNK__LAYER_DENSE:
-            st = bnk__dense_forward(n, (int64_t)l->in_size, l->out_c, l->out, in, w, b);
+            st = bnk__dense_forward(l->dense, n, l->out, in, w, b);
             break;
         case BNK__LAYER_CONV:
             st = bnk__conv_forward(l->conv, n, l->out, in, w, b);
@@ -507,6 +513,11 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
     if (!m->have_loss || !m->last_training || n != m->last_n)
         return bnk__fail(BNK_ERR_PARAM, "model backward needs a training forward and a loss on "
                                         "the same batch first");
+    /* After zero_grad, a dense layer writes its gradients (GEMM beta 0) and every other
+     * layer's are zeroed here, just before it accumulates into them: the arena is never
+     * swept as a whole (its dense weights are nearly all of it). */
+    const bool overwrite = m->zero_pending;
+    m->zero_pending = false;
     for (int i = m->nlayers - 1; i >= 0; i--) {
         bnk__layer *l = &m->layers[i];
         const float *in = i ? m->layers[i - 1].out : m->input;
@@ -515,12 +526,15 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
         float *dw = m->grads + l->w_off, *db = m->grads + l->b_off;
         const size_t count = (size_t)n * l->out_size;
         bnk_status st = BNK_OK;
-        if (n == 0 && !(l->spec.kind == BNK__LAYER_BN && m->bn_comm))
-            continue; /* an empty shard: only synchronised BN's collective operations */
+        const bool skip = n == 0 && !(l->spec.kind == BNK__LAYER_BN && m->bn_comm);
+        if (overwrite && l->w_count + l->b_count > 0 && (skip || l->spec.kind != BNK__LAYER_DENSE))
+            memset(dw, 0, (l->w_count + l->b_count) * sizeof(float)); /* w and b are adjacent */
+        if (skip) continue; /* an empty shard: only synchronised BN's collective operations */
         if (!in) in = m->acts;
         switch (l->spec.kind) {
         case BNK__LAYER_DENSE:
-            st = bnk__dense_backward(n, (int64_t)l->in_size, l->out_c, din, dw, db, l->dout, in, w);
+            st = bnk__dense_backward(n, (int64_t)l->in_size, l->out_c, din, dw, db, l->dout, in, w,
+                                     !overwrite);
             break;
         case BNK__LAYER_CONV:
             st = bnk__conv_backward(l->conv, n, din, dw, db, l->dout, in, w);
@@ -551,13 +565,18 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
         case BNK__LAYER_FLATTEN:
             break; /* its dout is the previous layer's */
         }
-        if (st != BNK_OK) return st;
+        if (st != BNK_OK) {
+            /* the layers below this one were not reached: as after zero_grad, their gradients
+             * must read 0 (the whole arena is zeroed; after a failure it is unspecified) */
+            if (overwrite) memset(m->grads, 0, m->num_params * sizeof(float));
+            return st;
+        }
     }
     return BNK_OK;
 }
 
 void bnk_model_zero_grad(bnk_model *m) {
-    memset(m->grads, 0, m->num_params * sizeof(float));
+    m->zero_pending = true; /* done by the next backward, or by bnk_model_grads */
 }
 
 size_t bnk_model_num_params(const bnk_model *m) {
@@ -569,6 +588,10 @@ float *bnk_model_params(bnk_model *m) {
 }
 
 float *bnk_model_grads(bnk_model *m) {
+    if (m->zero_pending) {
+        memset(m->grads, 0, m->num_params * sizeof(float));
+        m->zero_pending = false;
+    }
     return m->grads;
 }
 

@@ -84,22 +84,18 @@ int64_t bnk_optim_steps(const bnk_optim *o) {
     return o->t;
 }
 
-/* The update loops are compiled for AVX-512, AVX2+FMA and baseline x86-64, and the best one
- * for the CPU is picked at load time (GCC/Clang function multiversioning). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define BNK__MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define BNK__MULTIVERSION
-#endif
-
+/* The update loops are multiversioned (BNK__MULTIVERSION, core/internal.h). */
 BNK__MULTIVERSION
 static void adam_update(size_t n, float *restrict p, float *restrict m, float *restrict v,
                         const float *restrict g, const uint8_t *restrict decay, float wd, float b1,
                         float b2, float step, float inv_sqrt_bc2, float eps) {
+    /* wd = 0 (the default): the mask and the decay term are skipped, as PyTorch skips them;
+     * the loop is unswitched on this invariant, so each version stays branch-free */
+    const bool decayed = wd != 0.0f;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         /* the mask as a 0/1 factor, not a branch: the loop stays vectorisable */
-        const float gi = g[i] + wd * (float)decay[i] * p[i];
+        const float gi = decayed ? g[i] + wd * (float)decay[i] * p[i] : g[i];
         const float mi = b1 * m[i] + (1.0f - b1) * gi;
         const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         /* Moments of parameters whose gradient is 0 (border pixels) decay geometrically into
