@@ -1,9 +1,12 @@
 /* Synthetic objectives with known optima for the sampler tests (and bench/): each maps a point
- * of its search space to a loss (lower is better). */
+ * of its search space to a loss (lower is better). Last, the configuration of a synthetic study
+ * for the storage and report tests. */
 #ifndef BNKIT_TEST_SYNTHETIC_H
 #define BNKIT_TEST_SYNTHETIC_H
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "bnkit/tune.h"
 
@@ -67,5 +70,26 @@ static inline double bnk_synth_cond(const bnk_point *x) {
     }
 }
 #define BNK_SYNTH_COND_MIN 0.0
+
+/* *c = the defaults with the given name, a space of the n definitions in params (bnk_space_add
+ * syntax, in order), sampler `kind` seeded with seed, no pruner, and train_args. Returns BNK_OK,
+ * or the status of the first definition that bnk_space_add refuses (message in bnk_errmsg). */
+static inline bnk_status bnk_synth_study_config(bnk_study_config *c, const char *name,
+                                                const char *const *params, int n,
+                                                bnk_sampler_kind kind, uint64_t seed,
+                                                const char *train_args) {
+    *c = bnk_study_config_default();
+    snprintf(c->name, sizeof c->name, "%s", name);
+    bnk_space_init(&c->space);
+    for (int i = 0; i < n; i++) {
+        bnk_status st = bnk_space_add(&c->space, params[i]);
+        if (st != BNK_OK) return st;
+    }
+    c->sampler = bnk_sampler_config_default(kind);
+    c->sampler.seed = seed;
+    c->pruner = bnk_pruner_config_default(BNK_PRUNER_NONE);
+    snprintf(c->train_args, sizeof c->train_args, "%s", train_args);
+    return BNK_OK;
+}
 
 #endif /* BNKIT_TEST_SYNTHETIC_H */

@@ -20,33 +20,13 @@
 
 #include "bnkit/report.h"
 #include "bnkit/tune.h"
+#include "synthetic.h"
 #include "test_util.h"
 
 static char g_dir[256];
 
 static void path_of(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", g_dir, name);
-}
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        bnk_status st_ = (call);                                                                   \
-        if (st_ != BNK_OK) fail_msg("%s -> %s: %s", #call, bnk_status_str(st_), bnk_errmsg());     \
-    } while (0)
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return s;
 }
 
 static int count_of(const char *s, const char *needle) {
@@ -72,20 +52,19 @@ enum { N_TRIALS = 60, N_EPOCHS = 10 };
 
 /* The BN space of `bnkit tune` plus, with evil, a parameter whose name and choices are markup. */
 static bnk_study_config make_config(bool evil) {
-    bnk_study_config c = bnk_study_config_default();
-    snprintf(c.name, sizeof c.name, "%s", evil ? "<b>bold</b> & co" : "bn-study");
-    bnk_space_init(&c.space);
-    OK(bnk_space_add(&c.space, "bn.momentum=log:0.7:0.999"));
-    OK(bnk_space_add(&c.space, "bn.eps=log:1e-6:1e-2"));
-    OK(bnk_space_add(&c.space, "bn.normalize_with=cat:batch,running,renorm"));
-    OK(bnk_space_add(&c.space, "bn.rmax=float:1:5@bn.normalize_with=renorm"));
-    OK(bnk_space_add(&c.space, "lr=log:1e-4:1e-2"));
-    OK(bnk_space_add(&c.space, "batch=int:16:256"));
-    if (evil) OK(bnk_space_add(&c.space, "x<script>alert(1)</script>=cat:a&b,<i>c</i>"));
-    c.sampler = bnk_sampler_config_default(BNK_SAMPLER_RANDOM);
-    c.sampler.seed = 11;
-    c.pruner = bnk_pruner_config_default(BNK_PRUNER_NONE);
-    snprintf(c.train_args, sizeof c.train_args, "--epochs=%d", N_EPOCHS);
+    static const char *const params[] = {"bn.momentum=log:0.7:0.999",
+                                         "bn.eps=log:1e-6:1e-2",
+                                         "bn.normalize_with=cat:batch,running,renorm",
+                                         "bn.rmax=float:1:5@bn.normalize_with=renorm",
+                                         "lr=log:1e-4:1e-2",
+                                         "batch=int:16:256",
+                                         "x<script>alert(1)</script>=cat:a&b,<i>c</i>"};
+    const int n = (int)(sizeof params / sizeof params[0]) - (evil ? 0 : 1);
+    char train_args[32];
+    snprintf(train_args, sizeof train_args, "--epochs=%d", N_EPOCHS);
+    bnk_study_config c;
+    BNK_TEST_OK(bnk_synth_study_config(&c, evil ? "<b>bold</b> & co" : "bn-study", params, n,
+                                       BNK_SAMPLER_RANDOM, 11, train_args));
     return c;
 }
 
@@ -107,35 +86,35 @@ static bnk_study_config build_study(const char *path, bool evil) {
     bnk_study_config c = make_config(evil);
     unlink(path);
     bnk_study *s;
-    OK(bnk_study_open(&s, path, &c));
+    BNK_TEST_OK(bnk_study_open(&s, path, &c));
     uint64_t rng = 5;
     for (int k = 0; k < N_TRIALS; k++) {
         int64_t id;
         bnk_point x;
-        OK(bnk_study_ask(s, "worker-1", N_TRIALS, &id, &x));
+        BNK_TEST_OK(bnk_study_ask(s, "worker-1", N_TRIALS, &id, &x));
         assert_true(id >= 0);
         const int epochs = k % 9 == 4 ? 2 : k % 7 == 3 ? 3 : N_EPOCHS;
         double a = 0;
         for (int e = 1; e <= epochs; e++) {
             a = accuracy(&c, &x, e) + 0.004 * (bnk_test_uniform(&rng) - 0.5);
-            OK(bnk_study_report(s, id, e, a, NULL));
+            BNK_TEST_OK(bnk_study_report(s, id, e, a, NULL));
         }
         if (k % 9 == 4)
-            OK(bnk_study_tell(s, id, BNK_TRIAL_FAILED, NAN,
-                              evil && k == 4 ? "<script>alert('x')</script>, \"quoted\""
-                                             : "diverged: NaN/Inf loss at step 120"));
+            BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_FAILED, NAN,
+                                       evil && k == 4 ? "<script>alert('x')</script>, \"quoted\""
+                                                      : "diverged: NaN/Inf loss at step 120"));
         else if (k % 7 == 3)
-            OK(bnk_study_tell(s, id, BNK_TRIAL_PRUNED, NAN, NULL));
+            BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_PRUNED, NAN, NULL));
         else
-            OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, a, NULL));
+            BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, a, NULL));
     }
     bnk_study_close(s);
     return c;
 }
 
 static void load_trials(const char *path, bnk_study **s, bnk_trial **trials, int64_t *n) {
-    OK(bnk_study_open_existing(s, path, NULL));
-    OK(bnk_study_trials(*s, trials, n));
+    BNK_TEST_OK(bnk_study_open_existing(s, path, NULL));
+    BNK_TEST_OK(bnk_study_trials(*s, trials, n));
     assert_int_equal(*n, N_TRIALS);
 }
 
@@ -176,13 +155,14 @@ static void test_html_report(void **state) {
     opt.train_command = "bnkit train --bn-momentum 0.97";
     opt.pytorch_args = "nn.BatchNorm1d/2d(C, eps=0.001, momentum=0.03)";
     opt.keras_args = "BatchNormalization(momentum=0.97, epsilon=0.001)";
-    OK(bnk_report_write_html(html, bnk_study_config_get(s), trials, n, &opt));
+    BNK_TEST_OK(bnk_report_write_html(html, bnk_study_config_get(s), trials, n, &opt));
     const char *keep = getenv("BNK_TEST_REPORT_OUT");
-    if (keep && *keep) OK(bnk_report_write_html(keep, bnk_study_config_get(s), trials, n, &opt));
+    if (keep && *keep)
+        BNK_TEST_OK(bnk_report_write_html(keep, bnk_study_config_get(s), trials, n, &opt));
     bnk_trials_free(trials, n);
     bnk_study_close(s);
 
-    char *doc = read_all(html, NULL);
+    char *doc = bnk_test_read_file(html, NULL);
     assert_true(strncmp(doc, "<!DOCTYPE html>", 15) == 0);
     assert_non_null(strstr(doc, "</html>"));
     /* one SVG per chart: history, importance, parallel coordinates, curves, a slice each */
@@ -218,10 +198,10 @@ static void test_html_escapes_study_strings(void **state) {
     bnk_report_options opt = bnk_report_options_default();
     opt.title = "Report <script>alert(2)</script>";
     opt.train_command = "bnkit train --x '<script>'";
-    OK(bnk_report_write_html(html, bnk_study_config_get(s), trials, n, &opt));
+    BNK_TEST_OK(bnk_report_write_html(html, bnk_study_config_get(s), trials, n, &opt));
     bnk_trials_free(trials, n);
     bnk_study_close(s);
-    char *doc = read_all(html, NULL);
+    char *doc = bnk_test_read_file(html, NULL);
     check_self_contained(doc); /* no "<script" anywhere */
     assert_null(strstr(doc, "<b>bold</b>"));
     assert_null(strstr(doc, "<i>c</i>"));
@@ -242,10 +222,10 @@ static void test_html_without_trials(void **state) {
     const bnk_study_config c = make_config(false);
     unlink(db);
     bnk_study *s;
-    OK(bnk_study_open(&s, db, &c));
+    BNK_TEST_OK(bnk_study_open(&s, db, &c));
     bnk_study_close(s);
-    OK(bnk_report_write_html(html, &c, NULL, 0, NULL));
-    char *doc = read_all(html, NULL);
+    BNK_TEST_OK(bnk_report_write_html(html, &c, NULL, 0, NULL));
+    char *doc = bnk_test_read_file(html, NULL);
     assert_non_null(strstr(doc, "No trial has completed yet"));
     assert_int_equal(count_of(doc, "<svg "), 4 + c.space.n);
     check_self_contained(doc);
@@ -262,8 +242,8 @@ static void test_html_edge_cases(void **state) {
     snprintf(c.objective, sizeof c.objective, "val_loss");
     c.maximize = false;
     bnk_space_init(&c.space);
-    OK(bnk_space_add(&c.space, "fixed=float:2:2"));
-    OK(bnk_space_add(&c.space, "width=logint:8:512"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "fixed=float:2:2"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "width=logint:8:512"));
     double curve[3] = {0.9, 0.7, 0.5};
     bnk_trial t[4] = {{.number = 0,
                        .state = BNK_TRIAL_COMPLETE,
@@ -279,8 +259,8 @@ static void test_html_edge_cases(void **state) {
         t[k].x.v[1] = 8 << k;
     }
     for (int64_t n = 1; n <= 4; n++) {
-        OK(bnk_report_write_html(html, &c, t, n, NULL));
-        char *doc = read_all(html, NULL);
+        BNK_TEST_OK(bnk_report_write_html(html, &c, t, n, NULL));
+        char *doc = bnk_test_read_file(html, NULL);
         assert_int_equal(count_of(doc, "<svg "), 4 + c.space.n);
         assert_int_equal(count_of(doc, "</svg>"), 4 + c.space.n);
         assert_non_null(strstr(doc, "val_loss (lower is better)"));
@@ -327,10 +307,10 @@ static void test_csv_and_json_exports(void **state) {
     int64_t n;
     load_trials(db, &s, &trials, &n);
     const bnk_study_config *cfg = bnk_study_config_get(s);
-    OK(bnk_report_write_csv(csv, cfg, trials, n));
-    OK(bnk_report_write_json(js, cfg, trials, n));
+    BNK_TEST_OK(bnk_report_write_csv(csv, cfg, trials, n));
+    BNK_TEST_OK(bnk_report_write_json(js, cfg, trials, n));
 
-    char *text = read_all(csv, NULL);
+    char *text = bnk_test_read_file(csv, NULL);
     int fields;
     assert_int_equal(csv_records(text, &fields), n + 1);
     /* number,id,state,value, the parameters, bn.momentum_pytorch, steps, intermediate, worker,
@@ -381,11 +361,11 @@ static void test_importance_finds_the_parameter_that_matters(void **state) {
     (void)state;
     bnk_study_config c = bnk_study_config_default();
     bnk_space_init(&c.space);
-    OK(bnk_space_add(&c.space, "noise1=float:0:1"));
-    OK(bnk_space_add(&c.space, "a=log:1e-4:1"));
-    OK(bnk_space_add(&c.space, "noise2=cat:x,y,z"));
-    OK(bnk_space_add(&c.space, "noise3=int:1:64"));
-    OK(bnk_space_add(&c.space, "fixed=float:2:2"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "noise1=float:0:1"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "a=log:1e-4:1"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "noise2=cat:x,y,z"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "noise3=int:1:64"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "fixed=float:2:2"));
     enum { N = 200 };
     bnk_trial *t = calloc(N, sizeof *t);
     assert_non_null(t);
@@ -402,7 +382,7 @@ static void test_importance_finds_the_parameter_that_matters(void **state) {
     }
     double imp[8];
     int64_t ntop;
-    OK(bnk_report_importance(&c, t, N, 0.1, imp, &ntop));
+    BNK_TEST_OK(bnk_report_importance(&c, t, N, 0.1, imp, &ntop));
     assert_int_equal(ntop, 18); /* ceil(0.1 * 180) */
     for (int i = 0; i < c.space.n; i++)
         if (i != 1 && !(imp[1] > imp[i]))
@@ -417,14 +397,14 @@ static void test_importance_finds_the_parameter_that_matters(void **state) {
     /* the categorical one when it alone matters */
     for (int k = 0; k < N; k++)
         if (t[k].state == BNK_TRIAL_COMPLETE) t[k].loss = t[k].x.v[2] == 1 ? 0 : 1 + t[k].x.v[0];
-    OK(bnk_report_importance(&c, t, N, 0.2, imp, &ntop));
+    BNK_TEST_OK(bnk_report_importance(&c, t, N, 0.2, imp, &ntop));
     for (int i = 0; i < c.space.n; i++)
         if (i != 2 && !(imp[2] > imp[i]))
             fail_msg("noise2: importance %.3f, not above %s's %.3f", imp[2], c.space.params[i].name,
                      imp[i]);
 
     /* too few complete trials: nothing assessed; a bad quantile is refused */
-    OK(bnk_report_importance(&c, t, 2, 0.1, imp, &ntop));
+    BNK_TEST_OK(bnk_report_importance(&c, t, 2, 0.1, imp, &ntop));
     assert_int_equal(ntop, 0);
     for (int i = 0; i < c.space.n; i++) assert_true(isnan(imp[i]));
     assert_int_equal(bnk_report_importance(&c, t, N, 0, imp, NULL), BNK_ERR_PARAM);
@@ -438,9 +418,9 @@ static void test_importance_conditional(void **state) {
     (void)state;
     bnk_study_config c = bnk_study_config_default();
     bnk_space_init(&c.space);
-    OK(bnk_space_add(&c.space, "mode=cat:plain,fancy"));
-    OK(bnk_space_add(&c.space, "r=float:1:5@mode=fancy"));
-    OK(bnk_space_add(&c.space, "noise=float:0:1"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "mode=cat:plain,fancy"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "r=float:1:5@mode=fancy"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "noise=float:0:1"));
     enum { N = 300 };
     bnk_trial *t = calloc(N, sizeof *t);
     assert_non_null(t);
@@ -454,7 +434,7 @@ static void test_importance_conditional(void **state) {
         t[k].loss = k % 2 ? fabs(t[k].x.v[1] - 4) : 1.5;
     }
     double imp[3];
-    OK(bnk_report_importance(&c, t, N, 0.1, imp, NULL));
+    BNK_TEST_OK(bnk_report_importance(&c, t, N, 0.1, imp, NULL));
     assert_true(imp[1] > imp[2]);
     assert_true(imp[0] > imp[2]);
     free(t);
@@ -473,8 +453,8 @@ static void test_atomic_output_and_errors(void **state) {
     assert_non_null(f);
     fputs("old contents that are much longer than nothing at all", f);
     fclose(f);
-    OK(bnk_report_write_csv(html, &c, NULL, 0));
-    char *text = read_all(html, NULL);
+    BNK_TEST_OK(bnk_report_write_csv(html, &c, NULL, 0));
+    char *text = bnk_test_read_file(html, NULL);
     assert_int_equal(count_of(text, "\n"), 1); /* replaced, header only */
     assert_null(strstr(text, "old contents"));
     free(text);
@@ -514,7 +494,7 @@ static void test_cli_report(void **state) {
     snprintf(cmd, sizeof cmd, "'%s' report --study '%s' --out '%s' --csv '%s' --json '%s'",
              BNK_CLI_PATH, db, html, csv, js);
     assert_int_equal(run(cmd), 0);
-    char *doc = read_all(html, NULL);
+    char *doc = bnk_test_read_file(html, NULL);
     /* the CLI fills in the best configuration as `bnkit tune` prints it */
     assert_non_null(strstr(doc, "bnkit train --epochs=10 --bn-momentum "));
     assert_non_null(strstr(doc, "BatchNormalization(momentum="));
@@ -533,27 +513,8 @@ static void test_cli_report(void **state) {
     assert_int_equal(run(cmd), 1);
 }
 
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[768];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/bnkit-report-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (bnk_test_mkdtemp(g_dir, sizeof g_dir, "report") != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_html_report),
         cmocka_unit_test(test_html_escapes_study_strings),
@@ -566,6 +527,6 @@ int main(void) {
         cmocka_unit_test(test_cli_report),
     };
     const int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    remove_dir(g_dir);
+    bnk_test_remove_dir(g_dir);
     return failed ? 1 : 0;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bnkit/tune.h"
+#include "synthetic.h"
 #include "test_util.h"
 
 /* A fresh directory per run, emptied and removed at the end. */
@@ -35,27 +36,15 @@ static void path_of(char *buf, size_t size, const char *name) {
 
 /* ---- Helpers --------------------------------------------------------------------------------- */
 
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        bnk_status st_ = (call);                                                                   \
-        if (st_ != BNK_OK) fail_msg("%s -> %s: %s", #call, bnk_status_str(st_), bnk_errmsg());     \
-    } while (0)
-
 /* A small mixed space: two floats, a categorical and a conditional float. */
 static bnk_study_config make_config(const char *name, bnk_sampler_kind kind) {
-    bnk_study_config c = bnk_study_config_default();
-    snprintf(c.name, sizeof c.name, "%s", name);
+    static const char *const params[] = {"x=float:-5:10", "lr=log:1e-4:1e-1", "opt=cat:sgd,adam",
+                                         "mom=float:0:1@opt=sgd"};
+    bnk_study_config c;
+    BNK_TEST_OK(bnk_synth_study_config(&c, name, params, 4, kind, 7,
+                                       "--epochs 3 --model dense:32,relu,bn,dense:10"));
     snprintf(c.objective, sizeof c.objective, "val_accuracy");
     c.maximize = true;
-    bnk_space_init(&c.space);
-    OK(bnk_space_add(&c.space, "x=float:-5:10"));
-    OK(bnk_space_add(&c.space, "lr=log:1e-4:1e-1"));
-    OK(bnk_space_add(&c.space, "opt=cat:sgd,adam"));
-    OK(bnk_space_add(&c.space, "mom=float:0:1@opt=sgd"));
-    c.sampler = bnk_sampler_config_default(kind);
-    c.sampler.seed = 7;
-    c.pruner = bnk_pruner_config_default(BNK_PRUNER_NONE);
-    snprintf(c.train_args, sizeof c.train_args, "--epochs 3 --model dense:32,relu,bn,dense:10");
     return c;
 }
 
@@ -64,9 +53,9 @@ static bnk_study_config make_config(const char *name, bnk_sampler_kind kind) {
 static bnk_study_config make_grid_config(const char *name) {
     bnk_study_config c = make_config(name, BNK_SAMPLER_GRID);
     bnk_space_init(&c.space);
-    OK(bnk_space_add(&c.space, "a=cat:a0,a1,a2"));
-    OK(bnk_space_add(&c.space, "b=cat:b0,b1,b2,b3"));
-    OK(bnk_space_add(&c.space, "c=cat:c0,c1,c2,c3,c4"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "a=cat:a0,a1,a2"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "b=cat:b0,b1,b2,b3"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "c=cat:c0,c1,c2,c3,c4"));
     return c;
 }
 
@@ -92,18 +81,8 @@ typedef struct blob {
 } blob;
 
 static blob read_file(const char *path) {
-    blob b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    assert_true(n >= 0);
-    rewind(f);
-    b.len = (size_t)n;
-    b.p = malloc(b.len + 1);
-    assert_non_null(b.p);
-    assert_int_equal(fread(b.p, 1, b.len, f), b.len);
-    fclose(f);
+    blob b;
+    b.p = (unsigned char *)bnk_test_read_file(path, &b.len);
     return b;
 }
 
@@ -151,7 +130,7 @@ static void expect_refused(const char *path, const bnk_study_config *cfg, bnk_st
 /* Trials of the study as a sorted snapshot; the caller frees with bnk_trials_free. */
 static bnk_trial *all_trials(bnk_study *s, int64_t *n) {
     bnk_trial *t = NULL;
-    OK(bnk_study_trials(s, &t, n));
+    BNK_TEST_OK(bnk_study_trials(s, &t, n));
     for (int64_t k = 1; k < *n; k++) assert_true(t[k].number > t[k - 1].number);
     return t;
 }
@@ -170,16 +149,16 @@ static void test_create_and_resume(void **state) {
     path_of(path, sizeof path, "resume.db");
     bnk_study_config cfg = make_config("resume", BNK_SAMPLER_RANDOM);
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t id[3];
     bnk_point x[3];
-    for (int k = 0; k < 3; k++) OK(bnk_study_ask(s, "w0", 10, &id[k], &x[k]));
-    OK(bnk_study_tell(s, id[0], BNK_TRIAL_COMPLETE, 0.5, NULL));
-    OK(bnk_study_tell(s, id[1], BNK_TRIAL_COMPLETE, 0.75, NULL));
+    for (int k = 0; k < 3; k++) BNK_TEST_OK(bnk_study_ask(s, "w0", 10, &id[k], &x[k]));
+    BNK_TEST_OK(bnk_study_tell(s, id[0], BNK_TRIAL_COMPLETE, 0.5, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, id[1], BNK_TRIAL_COMPLETE, 0.75, NULL));
     bnk_study_close(s);
 
     /* The same configuration resumes; the trials and their points are all there. */
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t n;
     bnk_trial *t = all_trials(s, &n);
     assert_int_equal(n, 3);
@@ -196,7 +175,7 @@ static void test_create_and_resume(void **state) {
     assert_true(isnan(t[2].value) && t[2].finished == 0);
     bnk_trials_free(t, n);
     int64_t next;
-    OK(bnk_study_ask(s, "w1", 10, &next, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w1", 10, &next, NULL));
     t = all_trials(s, &n);
     assert_int_equal(n, 4);
     assert_int_equal(t[3].number, 3);
@@ -204,9 +183,9 @@ static void test_create_and_resume(void **state) {
     bnk_study_close(s);
 
     /* cfg NULL: the stored configuration comes back, equal in every part. */
-    OK(bnk_study_open(&s, path, NULL));
+    BNK_TEST_OK(bnk_study_open(&s, path, NULL));
     bnk_study_close(s);
-    OK(bnk_study_open_existing(&s, path, "resume"));
+    BNK_TEST_OK(bnk_study_open_existing(&s, path, "resume"));
     const bnk_study_config *got = bnk_study_config_get(s);
     assert_string_equal(got->name, "resume");
     assert_string_equal(got->objective, cfg.objective);
@@ -223,13 +202,13 @@ static void test_create_and_resume(void **state) {
 
     /* A second study in the same file is separate; cfg NULL is then ambiguous. */
     bnk_study_config other = make_config("other", BNK_SAMPLER_RANDOM);
-    OK(bnk_study_open(&s, path, &other));
+    BNK_TEST_OK(bnk_study_open(&s, path, &other));
     t = all_trials(s, &n);
     assert_int_equal(n, 0);
     assert_null(t);
     bnk_study_close(s);
     expect_refused(path, NULL, BNK_ERR_PARAM, "2 studies (resume, other)");
-    OK(bnk_study_open_existing(&s, path, "other"));
+    BNK_TEST_OK(bnk_study_open_existing(&s, path, "other"));
     assert_string_equal(bnk_study_config_get(s)->name, "other");
     bnk_study_close(s);
     s = (bnk_study *)1;
@@ -252,7 +231,7 @@ static void test_config_mismatch(void **state) {
     path_of(path, sizeof path, "mismatch.db");
     const bnk_study_config cfg = make_config("m", BNK_SAMPLER_TPE);
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     bnk_study_close(s);
     const blob before = read_file(path);
 
@@ -260,7 +239,7 @@ static void test_config_mismatch(void **state) {
     c.space.params[0].hi = 11;
     expect_refused(path, &c, BNK_ERR_PARAM, "search space parameter 1");
     c = cfg;
-    OK(bnk_space_add(&c.space, "wd=log:1e-6:1e-2"));
+    BNK_TEST_OK(bnk_space_add(&c.space, "wd=log:1e-6:1e-2"));
     expect_refused(path, &c, BNK_ERR_PARAM, "search space parameter 5");
     c = cfg;
     c.sampler.kind = BNK_SAMPLER_RANDOM;
@@ -364,7 +343,7 @@ static void test_foreign_files(void **state) {
     path_of(path, sizeof path, "future.db");
     const bnk_study_config cfg = make_config("default", BNK_SAMPLER_RANDOM);
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     bnk_study_close(s);
     sql_run(path, "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
                   "CREATE TABLE trial_attrs(trial_id INTEGER, key TEXT, value TEXT);");
@@ -374,7 +353,7 @@ static void test_foreign_files(void **state) {
     path_of(path, sizeof path, "empty.db");
     write_file(path, "", 0);
     expect_refused(path, NULL, BNK_ERR_IO, NULL);
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     bnk_study_close(s);
     assert_int_equal(sql_int(path, "SELECT count(*) FROM studies"), 1);
     expect_refused(g_dir, &cfg, BNK_ERR_IO, NULL);
@@ -390,11 +369,11 @@ static void test_ask_report_tell(void **state) {
     path_of(path, sizeof path, "roundtrip.db");
     bnk_study_config cfg = make_config("rt", BNK_SAMPLER_TPE);
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
 
     int64_t id;
     bnk_point x;
-    OK(bnk_study_ask(s, "w", 100, &id, &x));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &id, &x));
     assert_true(id >= 0);
     assert_true(x.v[0] >= -5 && x.v[0] <= 10);
     assert_true(x.v[1] >= 1e-4 && x.v[1] <= 1e-1);
@@ -403,12 +382,12 @@ static void test_ask_report_tell(void **state) {
     for (int i = cfg.space.n; i < BNK_SPACE_MAX_PARAMS; i++) assert_true(isnan(x.v[i]));
 
     bool prune = true;
-    OK(bnk_study_report(s, id, 1, 0.25, &prune));
+    BNK_TEST_OK(bnk_study_report(s, id, 1, 0.25, &prune));
     assert_false(prune);
-    OK(bnk_study_report(s, id, 3, 0.5, &prune)); /* step 2 missing */
-    OK(bnk_study_report(s, id, 3, 0.625, NULL)); /* replaces step 3 */
-    OK(bnk_study_heartbeat(s, id));
-    OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 0.875, NULL));
+    BNK_TEST_OK(bnk_study_report(s, id, 3, 0.5, &prune)); /* step 2 missing */
+    BNK_TEST_OK(bnk_study_report(s, id, 3, 0.625, NULL)); /* replaces step 3 */
+    BNK_TEST_OK(bnk_study_heartbeat(s, id));
+    BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 0.875, NULL));
 
     int64_t n;
     bnk_trial *t = all_trials(s, &n);
@@ -436,14 +415,14 @@ static void test_ask_report_tell(void **state) {
 
     /* NaN for COMPLETE is recorded as FAILED; PRUNED without a value takes its last report. */
     int64_t a, b, c;
-    OK(bnk_study_ask(s, "w", 100, &a, NULL));
-    OK(bnk_study_tell(s, a, BNK_TRIAL_COMPLETE, NAN, NULL));
-    OK(bnk_study_ask(s, "w", 100, &b, NULL));
-    OK(bnk_study_report(s, b, 1, 0.125, NULL));
-    OK(bnk_study_report(s, b, 2, 0.0625, NULL));
-    OK(bnk_study_tell(s, b, BNK_TRIAL_PRUNED, NAN, NULL));
-    OK(bnk_study_ask(s, "w", 100, &c, NULL));
-    OK(bnk_study_tell(s, c, BNK_TRIAL_FAILED, 3, "diverged at step 120"));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &a, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, a, BNK_TRIAL_COMPLETE, NAN, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &b, NULL));
+    BNK_TEST_OK(bnk_study_report(s, b, 1, 0.125, NULL));
+    BNK_TEST_OK(bnk_study_report(s, b, 2, 0.0625, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, b, BNK_TRIAL_PRUNED, NAN, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &c, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, c, BNK_TRIAL_FAILED, 3, "diverged at step 120"));
     t = all_trials(s, &n);
     assert_int_equal(n, 4);
     assert_int_equal(t[1].state, BNK_TRIAL_FAILED);
@@ -458,12 +437,12 @@ static void test_ask_report_tell(void **state) {
 
     /* best: the highest objective among COMPLETE trials, without its curve. */
     int64_t d;
-    OK(bnk_study_ask(s, "w", 100, &d, &x));
-    OK(bnk_study_report(s, d, 1, 0.5, NULL));
-    OK(bnk_study_tell(s, d, BNK_TRIAL_COMPLETE, 0.9375, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &d, &x));
+    BNK_TEST_OK(bnk_study_report(s, d, 1, 0.5, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, d, BNK_TRIAL_COMPLETE, 0.9375, NULL));
     bnk_trial best;
     bool found = false;
-    OK(bnk_study_best(s, &best, &found));
+    BNK_TEST_OK(bnk_study_best(s, &best, &found));
     assert_true(found);
     assert_int_equal(best.id, d);
     assert_true(best.value == 0.9375);
@@ -475,16 +454,16 @@ static void test_ask_report_tell(void **state) {
     /* Minimised objective: loss = value, best = lowest. */
     bnk_study_config mcfg = make_config("min", BNK_SAMPLER_RANDOM);
     mcfg.maximize = false;
-    OK(bnk_study_open(&s, path, &mcfg));
-    OK(bnk_study_best(s, &best, &found));
+    BNK_TEST_OK(bnk_study_open(&s, path, &mcfg));
+    BNK_TEST_OK(bnk_study_best(s, &best, &found));
     assert_false(found);
     const double vals[] = {3, 1, 2};
     for (int k = 0; k < 3; k++) {
-        OK(bnk_study_ask(s, "w", 100, &id, NULL));
-        OK(bnk_study_report(s, id, 1, vals[k] + 1, NULL));
-        OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, vals[k], NULL));
+        BNK_TEST_OK(bnk_study_ask(s, "w", 100, &id, NULL));
+        BNK_TEST_OK(bnk_study_report(s, id, 1, vals[k] + 1, NULL));
+        BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, vals[k], NULL));
     }
-    OK(bnk_study_best(s, &best, &found));
+    BNK_TEST_OK(bnk_study_best(s, &best, &found));
     assert_true(found && best.value == 1 && best.loss == 1 && best.number == 1);
     t = all_trials(s, &n);
     assert_true(t[0].curve[0] == 4); /* not negated */
@@ -499,28 +478,28 @@ static void test_pruner_is_consulted(void **state) {
     bnk_study_config cfg = make_config("p", BNK_SAMPLER_RANDOM);
     cfg.pruner = bnk_pruner_config_default(BNK_PRUNER_MEDIAN);
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t id;
     bool prune = true;
     /* Five completed trials at accuracy 0.8 after step 2 ... */
     for (int k = 0; k < 5; k++) {
-        OK(bnk_study_ask(s, "w", 100, &id, NULL));
-        OK(bnk_study_report(s, id, 1, 0.5, &prune));
-        OK(bnk_study_report(s, id, 2, 0.8, &prune));
-        OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 0.8, NULL));
+        BNK_TEST_OK(bnk_study_ask(s, "w", 100, &id, NULL));
+        BNK_TEST_OK(bnk_study_report(s, id, 1, 0.5, &prune));
+        BNK_TEST_OK(bnk_study_report(s, id, 2, 0.8, &prune));
+        BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 0.8, NULL));
     }
     /* ... then one stuck at 0.1 is pruned at step 2 (after the warm-up step), one at 0.9 not. */
-    OK(bnk_study_ask(s, "w", 100, &id, NULL));
-    OK(bnk_study_report(s, id, 1, 0.1, &prune));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &id, NULL));
+    BNK_TEST_OK(bnk_study_report(s, id, 1, 0.1, &prune));
     assert_false(prune);
-    OK(bnk_study_report(s, id, 2, 0.1, &prune));
+    BNK_TEST_OK(bnk_study_report(s, id, 2, 0.1, &prune));
     assert_true(prune);
-    OK(bnk_study_tell(s, id, BNK_TRIAL_PRUNED, NAN, NULL));
-    OK(bnk_study_ask(s, "w", 100, &id, NULL));
-    OK(bnk_study_report(s, id, 1, 0.9, &prune));
-    OK(bnk_study_report(s, id, 2, 0.9, &prune));
+    BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_PRUNED, NAN, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 100, &id, NULL));
+    BNK_TEST_OK(bnk_study_report(s, id, 1, 0.9, &prune));
+    BNK_TEST_OK(bnk_study_report(s, id, 2, 0.9, &prune));
     assert_false(prune);
-    OK(bnk_study_report(s, id, 3, NAN, &prune)); /* a NaN loss always prunes */
+    BNK_TEST_OK(bnk_study_report(s, id, 3, NAN, &prune)); /* a NaN loss always prunes */
     assert_true(prune);
     bnk_study_close(s);
 }
@@ -533,23 +512,23 @@ static void test_budget_and_reap(void **state) {
     path_of(path, sizeof path, "budget.db");
     bnk_study_config cfg = make_config("b", BNK_SAMPLER_RANDOM);
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t id[3], more, reaped;
-    for (int k = 0; k < 3; k++) OK(bnk_study_ask(s, "w", 3, &id[k], NULL));
-    OK(bnk_study_ask(s, "w", 3, &more, NULL));
+    for (int k = 0; k < 3; k++) BNK_TEST_OK(bnk_study_ask(s, "w", 3, &id[k], NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 3, &more, NULL));
     assert_int_equal(more, -1);
-    OK(bnk_study_ask(s, "w", 0, &more, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 0, &more, NULL));
     assert_int_equal(more, -1);
 
     /* Fresh heartbeats: nothing is stale. */
-    OK(bnk_study_reap(s, 3600, &reaped));
+    BNK_TEST_OK(bnk_study_reap(s, 3600, &reaped));
     assert_int_equal(reaped, 0);
     /* Trial 0 finishes, trial 1 keeps beating, trial 2 goes silent. */
-    OK(bnk_study_tell(s, id[0], BNK_TRIAL_FAILED, NAN, "out of memory"));
+    BNK_TEST_OK(bnk_study_tell(s, id[0], BNK_TRIAL_FAILED, NAN, "out of memory"));
     struct timespec nap = {0, 300 * 1000 * 1000};
     nanosleep(&nap, NULL);
-    OK(bnk_study_heartbeat(s, id[1]));
-    OK(bnk_study_reap(s, 0.2, &reaped));
+    BNK_TEST_OK(bnk_study_heartbeat(s, id[1]));
+    BNK_TEST_OK(bnk_study_reap(s, 0.2, &reaped));
     assert_int_equal(reaped, 1);
 
     int64_t n;
@@ -561,11 +540,11 @@ static void test_budget_and_reap(void **state) {
     bnk_trials_free(t, n);
 
     /* The dead worker's trial is re-issued under a new number; then the budget is used up. */
-    OK(bnk_study_ask(s, "w", 3, &more, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 3, &more, NULL));
     assert_true(more >= 0);
     assert_int_equal(bnk_study_tell(s, id[2], BNK_TRIAL_COMPLETE, 1, NULL), BNK_ERR_PARAM);
     assert_non_null(strstr(bnk_errmsg(), "worker died"));
-    OK(bnk_study_ask(s, "w", 3, &id[0], NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 3, &id[0], NULL));
     assert_int_equal(id[0], -1);
     t = all_trials(s, &n);
     assert_int_equal(n, 4);
@@ -573,7 +552,7 @@ static void test_budget_and_reap(void **state) {
     bnk_trials_free(t, n);
 
     /* stale 0 reaps every running trial. */
-    OK(bnk_study_reap(s, 0, &reaped));
+    BNK_TEST_OK(bnk_study_reap(s, 0, &reaped));
     assert_int_equal(reaped, 2);
     bnk_study_close(s);
 }
@@ -584,12 +563,12 @@ static void test_grid_exhausts(void **state) {
     path_of(path, sizeof path, "grid.db");
     bnk_study_config cfg = make_grid_config("g");
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t id, asked = 0;
     for (;;) {
-        OK(bnk_study_ask(s, "w", 1000, &id, NULL));
+        BNK_TEST_OK(bnk_study_ask(s, "w", 1000, &id, NULL));
         if (id < 0) break;
-        OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 1, NULL));
+        BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 1, NULL));
         asked++;
     }
     assert_int_equal(asked, 60);
@@ -604,20 +583,20 @@ static void test_grid_reissues_dead_points(void **state) {
     path_of(path, sizeof path, "grid_dead.db");
     bnk_study_config cfg = make_grid_config("g");
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t id, reaped;
     bnk_point first[4], x;
     for (int k = 0; k < 6; k++) {
-        OK(bnk_study_ask(s, "w", 1000, &id, k < 4 ? &first[k] : NULL));
-        if (k >= 4) OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 1, NULL));
+        BNK_TEST_OK(bnk_study_ask(s, "w", 1000, &id, k < 4 ? &first[k] : NULL));
+        if (k >= 4) BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 1, NULL));
     }
-    OK(bnk_study_reap(s, 0, &reaped)); /* trials 0-3 died */
+    BNK_TEST_OK(bnk_study_reap(s, 0, &reaped)); /* trials 0-3 died */
     assert_int_equal(reaped, 4);
     for (int k = 0;; k++) {
-        OK(bnk_study_ask(s, "w", 1000, &id, &x));
+        BNK_TEST_OK(bnk_study_ask(s, "w", 1000, &id, &x));
         if (id < 0) break;
         if (k < 4) assert_true(same_point(&x, &first[k])); /* re-issued, in order */
-        OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 1, NULL));
+        BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, 1, NULL));
     }
     int64_t n;
     bnk_trial *t = all_trials(s, &n);
@@ -713,7 +692,7 @@ static void run_workers(const char *path, const bnk_study_config *cfg, int nwork
 static void check_finished(const char *path, const bnk_study_config *cfg, int64_t budget,
                            bool distinct_points) {
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, cfg));
     int64_t n;
     bnk_trial *t = all_trials(s, &n);
     assert_int_equal(n, budget);
@@ -778,20 +757,20 @@ static void test_sigkill_mid_trial(void **state) {
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t n, reaped;
     bnk_trial *t = all_trials(s, &n);
     assert_int_equal(n, 6);
     assert_int_equal(count_state(t, n, BNK_TRIAL_COMPLETE), 5);
     assert_int_equal(t[5].state, BNK_TRIAL_RUNNING);
     bnk_trials_free(t, n);
-    OK(bnk_study_reap(s, 0, &reaped));
+    BNK_TEST_OK(bnk_study_reap(s, 0, &reaped));
     assert_int_equal(reaped, 1);
     bnk_study_close(s);
 
     /* A new worker finishes the budget: 10 trials that count, plus the dead one. */
     run_workers(path, &cfg, 1, 10);
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     t = all_trials(s, &n);
     assert_int_equal(n, 11);
     assert_int_equal(count_state(t, n, BNK_TRIAL_COMPLETE), 10);
@@ -811,7 +790,7 @@ static void test_sigkill_mid_write(void **state) {
     bnk_study_config cfg = make_config("cw", BNK_SAMPLER_RANDOM);
     const int64_t budget = 100000; /* never reached before the kill */
     bnk_study *s = NULL;
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     bnk_study_close(s);
     int64_t complete_before = 0;
     for (int round = 0; round < 3; round++) {
@@ -832,7 +811,7 @@ static void test_sigkill_mid_write(void **state) {
         assert_int_equal(sql_int(path, "SELECT count(*) FROM pragma_integrity_check "
                                        "WHERE integrity_check <> 'ok'"),
                          0);
-        OK(bnk_study_open(&s, path, &cfg));
+        BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
         int64_t n, reaped;
         bnk_trial *t = all_trials(s, &n);
         const int64_t complete = count_state(t, n, BNK_TRIAL_COMPLETE);
@@ -847,14 +826,14 @@ static void test_sigkill_mid_write(void **state) {
         }
         complete_before = complete;
         bnk_trials_free(t, n);
-        OK(bnk_study_reap(s, 0, &reaped));
+        BNK_TEST_OK(bnk_study_reap(s, 0, &reaped));
         bnk_study_close(s);
     }
     assert_true(complete_before > 0);
     /* Finish with a small budget on top of what exists. */
     const int64_t total = complete_before + 5;
     run_workers(path, &cfg, 2, total);
-    OK(bnk_study_open(&s, path, &cfg));
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     int64_t n;
     bnk_trial *t = all_trials(s, &n);
     int64_t counted = 0;
@@ -867,27 +846,8 @@ static void test_sigkill_mid_write(void **state) {
 
 /* ---- Main ------------------------------------------------------------------------------------ */
 
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[768];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(void) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/bnkit-study-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (bnk_test_mkdtemp(g_dir, sizeof g_dir, "study") != 0) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_resume),
         cmocka_unit_test(test_config_mismatch),
@@ -902,6 +862,6 @@ int main(void) {
         cmocka_unit_test(test_sigkill_mid_write),
     };
     const int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    remove_dir(g_dir);
+    bnk_test_remove_dir(g_dir);
     return failed ? 1 : 0;
 }

@@ -1,14 +1,21 @@
-/* Shared helpers for bnkit's tests (cmocka). */
+/* Shared helpers for bnkit's tests (cmocka): float comparisons, deterministic random data, a
+ * status check, whole-file reads and a per-run temporary directory. */
 #ifndef BNKIT_TEST_UTIL_H
 #define BNKIT_TEST_UTIL_H
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "bnkit/status.h"
 #include "core/rng.h"
 
 /* Checks |got - ref| <= atol + rtol*|ref| for element i of label; on a violation prints the
@@ -49,6 +56,58 @@ static inline double bnk_test_uniform(uint64_t *state) {
 /* Standard normal (Box-Muller). */
 static inline double bnk_test_normal(uint64_t *state) {
     return bnk__rng_normal(state);
+}
+
+/* Fails the current test unless call returns BNK_OK, naming the call, its status and message. */
+#define BNK_TEST_OK(call)                                                                          \
+    do {                                                                                           \
+        bnk_status st_ = (call);                                                                   \
+        if (st_ != BNK_OK) fail_msg("%s -> %s: %s", #call, bnk_status_str(st_), bnk_errmsg());     \
+    } while (0)
+
+/* The whole file at path, NUL-terminated (so text can be searched as a string), in a buffer the
+ * caller frees; *len (if len is not NULL) = its size in bytes. Fails the test on any error. */
+static inline char *bnk_test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return s;
+}
+
+/* Creates a fresh directory "$TMPDIR/bnkit-<tag>-XXXXXX" (/tmp without TMPDIR) in dir[size], for
+ * a test program's main() before the tests run; returns 0, or -1 after printing why. */
+static inline int bnk_test_mkdtemp(char *dir, size_t size, const char *tag) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, size, "%s/bnkit-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", tag);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes dir and the files in it (one level: the tests make no subdirectories there). */
+static inline void bnk_test_remove_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[768];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 #endif /* BNKIT_TEST_UTIL_H */

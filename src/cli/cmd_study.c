@@ -2,24 +2,59 @@
  * PyTorch script), `bnkit trials` and `bnkit best` (read a study). */
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/tune_common.h"
 
-/* Opens the study of a read or tell command: the stored configuration. */
-static int open_stored(const char *ctx, const char *path, const char *name, bnk_study **study) {
+/* Option rows shared by the commands below. */
+/* clang-format off */
+#define OPT_STUDY {"study", "FILE", "SQLite study file"}
+#define OPT_NAME {"name", "NAME", "study name inside the file (the file's only study)"}
+#define OPT_HELP {"help", NULL, "print this help"}
+/* clang-format on */
+
+/* Parses argv into the group g of command ctx; with --help, prints the usage (a printf format)
+ * and the options. Returns true when the command is done, with its exit status in *rc (help
+ * printed, or a usage error already reported); false to go on. */
+static bool parse_or_help(int *rc, const char *ctx, int argc, char **argv, bnk_cli_optgroup *g,
+                          const char *usage, ...) BNK__PRINTF(6, 7);
+static bool parse_or_help(int *rc, const char *ctx, int argc, char **argv, bnk_cli_optgroup *g,
+                          const char *usage, ...) {
+    *rc = bnk__cli_parse(ctx, argc, argv, g, 1, NULL, 0, NULL);
+    if (*rc != BNK_CLI_OK) return true;
+    if (!bnk__cli_value(g, "help")) return false;
+    va_list ap;
+    va_start(ap, usage);
+    vprintf(usage, ap);
+    va_end(ap);
+    bnk__cli_print_opts(stdout, g);
+    return true;
+}
+
+/* Opens the study at path for command ctx: created or checked against cfg, or with cfg NULL
+ * the stored configuration of study `name`. Reports a missing --study or a failure. */
+static int open_study(const char *ctx, const char *path, const char *name,
+                      const bnk_study_config *cfg, bnk_study **study) {
     if (!path) {
         bnk__cli_error(ctx, "--study FILE is required");
         return BNK_CLI_USAGE;
     }
-    bnk_status st = bnk_study_open_existing(study, path, name);
+    bnk_status st =
+        cfg ? bnk_study_open(study, path, cfg) : bnk_study_open_existing(study, path, name);
     if (st != BNK_OK) {
         bnk__cli_error(ctx, "%s: %s", path, bnk_errmsg());
         return bnk__cli_exit_for(st);
     }
     return BNK_CLI_OK;
+}
+
+/* Closes the study and returns the exit status for st (its message already reported). */
+static int close_study(bnk_study *study, bnk_status st) {
+    bnk_study_close(study);
+    return bnk__cli_exit_for(st);
 }
 
 /* ---- ask ---------------------------------------------------------------------------------- */
@@ -29,23 +64,21 @@ static const bnk_cli_opt ask_opts[] = {
     {"trials", "N", "budget: answer {\"id\": null} once N trials are used (unlimited)"},
     {"worker", "NAME", "who runs the trial (ask)"},
     BNK_TUNE_STUDY_OPTS,
-    {"help", NULL, "print this help"},
+    OPT_HELP,
 };
 enum { N_ASK = sizeof ask_opts / sizeof ask_opts[0] };
 
 int bnk__cmd_ask(int argc, char **argv) {
     const char *vals[N_ASK];
     bnk_cli_optgroup g = {"", ask_opts, N_ASK, vals};
-    int rc = bnk__cli_parse("ask", argc, argv, &g, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&g, "help")) {
-        printf("usage: bnkit ask --study FILE [--trials N] [study options]\n\n"
-               "Starts a trial and prints it as JSON: {\"id\": ID, \"number\": N,\n"
-               "\"params\": {...}}. The first ask creates the study from the study options; "
-               "later\nones may omit them. Report with `bnkit tell`.\n\noptions:\n");
-        bnk__cli_print_opts(stdout, &g);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (parse_or_help(&rc, "ask", argc, argv, &g,
+                      "usage: bnkit ask --study FILE [--trials N] [study options]\n\n"
+                      "Starts a trial and prints it as JSON: {\"id\": ID, \"number\": N,\n"
+                      "\"params\": {...}}. The first ask creates the study from the study "
+                      "options; later\nones may omit them. Report with `bnkit tell`.\n\n"
+                      "options:\n"))
+        return rc;
     const char *path = bnk__cli_value(&g, "study");
     int64_t budget = INT64_MAX;
     const char *v = bnk__cli_value(&g, "trials");
@@ -56,23 +89,14 @@ int bnk__cmd_ask(int argc, char **argv) {
     bool configure = false;
     for (size_t i = 0; i < sizeof cfg_opts / sizeof cfg_opts[0]; i++)
         configure |= bnk__cli_value(&g, cfg_opts[i]) != NULL;
-    bnk_study *study = NULL;
-    if (configure) {
-        bnk_study_config cfg;
-        if ((rc = bnk__tune_study_config("ask", argc, argv, &g, 0, NULL, &cfg)) != BNK_CLI_OK)
-            return rc;
-        if (!path) {
-            bnk__cli_error("ask", "--study FILE is required");
-            return BNK_CLI_USAGE;
-        }
-        bnk_status st = bnk_study_open(&study, path, &cfg);
-        if (st != BNK_OK) {
-            bnk__cli_error("ask", "%s: %s", path, bnk_errmsg());
-            return bnk__cli_exit_for(st);
-        }
-    } else if ((rc = open_stored("ask", path, bnk__cli_value(&g, "name"), &study)) != BNK_CLI_OK) {
+    bnk_study_config cfg;
+    if (configure &&
+        (rc = bnk__tune_study_config("ask", argc, argv, &g, 0, NULL, &cfg)) != BNK_CLI_OK)
         return rc;
-    }
+    bnk_study *study = NULL;
+    if ((rc = open_study("ask", path, bnk__cli_value(&g, "name"), configure ? &cfg : NULL,
+                         &study)) != BNK_CLI_OK)
+        return rc;
     const char *worker = bnk__cli_value(&g, "worker");
     int64_t id;
     bnk_point x;
@@ -91,37 +115,34 @@ int bnk__cmd_ask(int argc, char **argv) {
         }
     }
     if (st != BNK_OK) bnk__cli_error("ask", "%s: %s", path, bnk_errmsg());
-    bnk_study_close(study);
-    return st == BNK_OK ? BNK_CLI_OK : bnk__cli_exit_for(st);
+    return close_study(study, st);
 }
 
 /* ---- tell --------------------------------------------------------------------------------- */
 
 static const bnk_cli_opt tell_opts[] = {
-    {"study", "FILE", "SQLite study file"},
-    {"name", "NAME", "study name inside the file (the file's only study)"},
+    OPT_STUDY,
+    OPT_NAME,
     {"trial", "ID", "the trial id printed by `bnkit ask`"},
     {"value", "V", "the objective (final, or at --step)"},
     {"step", "S", "report an intermediate value at step S (1-based) instead of finishing"},
     {"state", "complete|pruned|failed", "how the trial ended (complete)"},
     {"reason", "TEXT", "why it failed"},
-    {"help", NULL, "print this help"},
+    OPT_HELP,
 };
 enum { N_TELL = sizeof tell_opts / sizeof tell_opts[0] };
 
 int bnk__cmd_tell(int argc, char **argv) {
     const char *vals[N_TELL];
     bnk_cli_optgroup g = {"", tell_opts, N_TELL, vals};
-    int rc = bnk__cli_parse("tell", argc, argv, &g, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&g, "help")) {
-        printf("usage: bnkit tell --study FILE --trial ID --value V [--state S] [--reason R]\n"
-               "       bnkit tell --study FILE --trial ID --step S --value V\n\n"
-               "Finishes a trial, or reports an intermediate value and prints {\"prune\": "
-               "true|false}.\n\noptions:\n");
-        bnk__cli_print_opts(stdout, &g);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (parse_or_help(&rc, "tell", argc, argv, &g,
+                      "usage: bnkit tell --study FILE --trial ID --value V [--state S] "
+                      "[--reason R]\n"
+                      "       bnkit tell --study FILE --trial ID --step S --value V\n\n"
+                      "Finishes a trial, or reports an intermediate value and prints "
+                      "{\"prune\": true|false}.\n\noptions:\n"))
+        return rc;
     int64_t id = -1, step = 0;
     double value = NAN;
     const char *v;
@@ -158,8 +179,8 @@ int bnk__cmd_tell(int argc, char **argv) {
         return BNK_CLI_USAGE;
     }
     bnk_study *study = NULL;
-    if ((rc = open_stored("tell", bnk__cli_value(&g, "study"), bnk__cli_value(&g, "name"),
-                          &study)) != BNK_CLI_OK)
+    if ((rc = open_study("tell", bnk__cli_value(&g, "study"), bnk__cli_value(&g, "name"), NULL,
+                         &study)) != BNK_CLI_OK)
         return rc;
     bnk_status st;
     if (step > 0) {
@@ -170,36 +191,33 @@ int bnk__cmd_tell(int argc, char **argv) {
         st = bnk_study_tell(study, id, state, value, bnk__cli_value(&g, "reason"));
     }
     if (st != BNK_OK) bnk__cli_error("tell", "trial %lld: %s", (long long)id, bnk_errmsg());
-    bnk_study_close(study);
-    return st == BNK_OK ? BNK_CLI_OK : bnk__cli_exit_for(st);
+    return close_study(study, st);
 }
 
 /* ---- trials, best ------------------------------------------------------------------------- */
 
 static const bnk_cli_opt read_opts[] = {
-    {"study", "FILE", "SQLite study file"},
-    {"name", "NAME", "study name inside the file (the file's only study)"},
+    OPT_STUDY,
+    OPT_NAME,
     {"json", NULL, "JSON output"},
-    {"help", NULL, "print this help"},
+    OPT_HELP,
 };
 enum { N_READ = sizeof read_opts / sizeof read_opts[0] };
 
 static int read_study(const char *ctx, int argc, char **argv, bool best_only) {
     const char *vals[N_READ];
     bnk_cli_optgroup g = {"", read_opts, N_READ, vals};
-    int rc = bnk__cli_parse(ctx, argc, argv, &g, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&g, "help")) {
-        printf("usage: bnkit %s --study FILE [--name NAME] [--json]\n\n%s\n\noptions:\n", ctx,
-               best_only ? "Prints the best complete trial."
-                         : "Lists every trial: id, state, parameters, value, intermediate "
-                           "values, failure reason.");
-        bnk__cli_print_opts(stdout, &g);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (parse_or_help(&rc, ctx, argc, argv, &g,
+                      "usage: bnkit %s --study FILE [--name NAME] [--json]\n\n%s\n\noptions:\n",
+                      ctx,
+                      best_only ? "Prints the best complete trial."
+                                : "Lists every trial: id, state, parameters, value, intermediate "
+                                  "values, failure reason."))
+        return rc;
     bnk_study *study = NULL;
-    if ((rc = open_stored(ctx, bnk__cli_value(&g, "study"), bnk__cli_value(&g, "name"), &study)) !=
-        BNK_CLI_OK)
+    if ((rc = open_study(ctx, bnk__cli_value(&g, "study"), bnk__cli_value(&g, "name"), NULL,
+                         &study)) != BNK_CLI_OK)
         return rc;
     const bnk_study_config *cfg = bnk_study_config_get(study);
     const bool json = bnk__cli_value(&g, "json") != NULL;
@@ -240,8 +258,7 @@ static int read_study(const char *ctx, int argc, char **argv, bool best_only) {
     }
     if (st != BNK_OK) bnk__cli_error(ctx, "%s", bnk_errmsg());
     bnk_trials_free(trials, n);
-    bnk_study_close(study);
-    return st == BNK_OK ? BNK_CLI_OK : bnk__cli_exit_for(st);
+    return close_study(study, st);
 }
 
 int bnk__cmd_trials(int argc, char **argv) {

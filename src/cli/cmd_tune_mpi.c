@@ -32,6 +32,7 @@
 #include "bnkit/mpi.h"
 #include "cli/cli.h"
 #include "cli/tune_mpi.h"
+#include "core/internal.h"
 
 static const char *const CTX = "tune";
 
@@ -235,18 +236,6 @@ typedef struct child_ctx {
     int64_t id;
 } child_ctx;
 
-static bool write_full(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return false;
-        p += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
 /* Bytes read (n unless EOF or an error came first). */
 static size_t read_full(int fd, void *buf, size_t n) {
     char *p = buf;
@@ -267,7 +256,7 @@ static bool child_report(void *user, int64_t epoch, double value) {
     m.step = epoch;
     m.value = value;
     unsigned char answer = ANSWER_STOP;
-    if (!write_full(c->up, &m, sizeof m) || read_full(c->down, &answer, 1) != 1)
+    if (bnk__write_all(c->up, &m, sizeof m) != 0 || read_full(c->down, &answer, 1) != 1)
         _exit(BNK_CLI_FAIL); /* the parent is gone */
     return answer != ANSWER_GO_ON;
 }
@@ -287,7 +276,7 @@ static void child_main(const bnk__tune_job *job, int64_t id, const bnk_point *x,
     m.state = (int32_t)out.state;
     m.value = out.value;
     snprintf(m.reason, sizeof m.reason, "%s", out.reason);
-    _exit(write_full(up, &m, sizeof m) ? BNK_CLI_OK : BNK_CLI_FAIL);
+    _exit(bnk__write_all(up, &m, sizeof m) == 0 ? BNK_CLI_OK : BNK_CLI_FAIL);
 }
 
 /* The TELL for a child that ended without one. */
@@ -358,7 +347,7 @@ static bnk_status run_trial(tuner *t, int64_t id, const bnk_point *x) {
                 int answer = ANSWER_STOP;
                 st = do_report(t, &m, &answer);
                 unsigned char a = (unsigned char)answer;
-                (void)write_full(down[1], &a, 1); /* a child that died meanwhile: EOF next */
+                (void)bnk__write_all(down[1], &a, 1); /* a child that died meanwhile: EOF next */
             } else if (m.kind == MSG_TELL) {
                 told = m;
                 have_told = true;

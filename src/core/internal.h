@@ -33,4 +33,9 @@ bnk_status bnk__fail(bnk_status st, const char *fmt, ...) BNK__PRINTF(2, 3);
  * renamed file as for any new file. Returns the fd, or -1 with errno set. */
 int bnk__open_temp(char *tmp, size_t base_len);
 
+/* Writes all n bytes of data to fd, retrying short writes and writes interrupted by a signal
+ * (EINTR). Returns 0, or the errno value of the write that failed (EIO if write() returned 0, so
+ * a descriptor that accepts nothing cannot loop forever); the file offset is then unspecified. */
+int bnk__write_all(int fd, const void *data, size_t n);
+
 #endif /* BNKIT_CORE_INTERNAL_H */

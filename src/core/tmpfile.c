@@ -1,4 +1,5 @@
-/* Exclusive temporary files beside a destination, for atomic writes (write, fsync, rename). */
+/* Exclusive temporary files beside a destination, for atomic writes (write, fsync, rename), and
+ * the full write that fills them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -27,4 +28,19 @@ int bnk__open_temp(char *tmp, size_t base_len) {
     }
     errno = EEXIST;
     return -1;
+}
+
+int bnk__write_all(int fd, const void *data, size_t n) {
+    const unsigned char *p = data;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (w == 0) return EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }

@@ -663,21 +663,6 @@ static size_t npy_build_header(char *buf, size_t size, bnk_dtype dtype, int ndim
     return total;
 }
 
-/* Writes all n bytes to fd; returns 0 or an errno value. */
-static int npy_write_all(int fd, const void *data, size_t n) {
-    const unsigned char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 bnk_status bnk_npy_write(const char *path, bnk_dtype dtype, int ndim, const int64_t *shape,
                          const void *data) {
     if (path == NULL) return bnk__fail(BNK_ERR_NULL, "bnk_npy_write: path is NULL");
@@ -718,8 +703,8 @@ bnk_status bnk_npy_write(const char *path, bnk_dtype dtype, int ndim, const int6
         return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
                          strerror(err));
     }
-    int err = npy_write_all(fd, header, hlen);
-    if (err == 0 && nbytes > 0) err = npy_write_all(fd, data, nbytes);
+    int err = bnk__write_all(fd, header, hlen);
+    if (err == 0 && nbytes > 0) err = bnk__write_all(fd, data, nbytes);
     if (err == 0 && fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && err == 0) err = errno;
     if (err == 0 && rename(tmp, path) != 0) err = errno;

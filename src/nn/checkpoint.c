@@ -44,21 +44,6 @@ static bnk_status fail_in(bnk_status st, const char *path) {
     return bnk__fail(st, "%s: %s", path, msg);
 }
 
-/* Writes all n bytes to fd; returns 0 or an errno value. */
-static int write_all(int fd, const void *data, size_t n) {
-    const unsigned char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Reads exactly n bytes; returns n, fewer at end of file, or -1 with errno set. */
 static ssize_t read_full(int fd, void *data, size_t n) {
     unsigned char *p = data;
@@ -93,10 +78,10 @@ static bnk_status write_file(const char *path, const char *header, size_t hlen,
         return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
                          strerror(err));
     }
-    int err = write_all(fd, prefix, sizeof prefix);
-    if (err == 0) err = write_all(fd, header, hlen);
+    int err = bnk__write_all(fd, prefix, sizeof prefix);
+    if (err == 0) err = bnk__write_all(fd, header, hlen);
     for (int i = 0; err == 0 && i < d->ntensors; i++)
-        err = write_all(fd, data[i], d->tensors[i].count * sizeof(float));
+        err = bnk__write_all(fd, data[i], d->tensors[i].count * sizeof(float));
     if (err == 0 && fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && err == 0) err = errno;
     if (err == 0 && rename(tmp, path) != 0) err = errno;

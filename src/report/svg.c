@@ -104,12 +104,7 @@ bnk_status bnk__write_atomic(const char *path, const char *data, size_t len) {
         return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
                          strerror(err));
     }
-    int err = 0;
-    for (size_t off = 0; off < len && err == 0;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno != EINTR) err = errno;
-        if (w > 0) off += (size_t)w;
-    }
+    int err = bnk__write_all(fd, data, len);
     if (err == 0 && fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && err == 0) err = errno;
     if (err == 0 && rename(tmp, path) != 0) err = errno;
