@@ -14,11 +14,7 @@ JOBS  := $(shell nproc 2>/dev/null || echo 2)
 RUN_DIR := runs/default
 
 run: _build
-	@mkdir -p $(RUN_DIR)
-	./$(BUILD)/bnkit tune --study $(RUN_DIR)/study.db --sampler gp --pruner median --workers 2 \
-	    --trials 80 -- --epochs 10
-	./$(BUILD)/bnkit report --study $(RUN_DIR)/study.db --out $(RUN_DIR)/report.html
-	@echo "report: $(RUN_DIR)/report.html"
+	sh scripts/main-job.sh ./$(BUILD)/bnkit $(RUN_DIR) 80
 
 test: _build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
