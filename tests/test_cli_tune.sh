@@ -38,6 +38,21 @@ n=$(grep -o '"number":[0-9]*' "$dir/t.json" | sort -u | wc -l)
 [ "$n" -eq 9 ] || fail "after resuming to 9: $n distinct trials"
 "$BNKIT" best --study "$dir/s.db" --json | grep -q '"state":"complete"' || fail "best --json"
 
+# Every trial stored the trainer's per-epoch diagnostics; the report and its exports show them.
+"$BNKIT" report --study "$dir/s.db" --out "$dir/r.html" --json "$dir/r.json" --csv "$dir/r.csv" \
+    2>"$dir/err" || fail "report failed: $(cat "$dir/err")"
+for key in '"epochs": \[' '"train_loss": [0-9]' '"val_loss": [0-9]' '"train_accuracy": [0-9]' \
+    '"vanishing_gradients": \(true\|false\)' '"overfitting": \(true\|false\)' \
+    '"min_grad_tensor": "[0-9]*\.[a-z]*\.[a-z_]*"' '"bn_min_running_var": [0-9]'; do
+    grep -q "$key" "$dir/r.json" || fail "report --json lacks $key"
+done
+# the 9 trials ran 3 epochs (pruned ones fewer): one diagnostics record per reported epoch
+[ "$(grep -c '"step":' "$dir/r.json")" -ge 9 ] || fail "too few epochs of diagnostics"
+head -1 "$dir/r.csv" | grep -q ',train_loss,train_accuracy,val_loss,val_accuracy,' ||
+    fail "report --csv lacks the diagnostics columns"
+grep -q "the trainer.s flags, stored for 9 of 9 trials" "$dir/r.html" ||
+    fail "the report's summary does not use the stored diagnostics"
+
 # The same study with another space is refused (usage error), the file untouched.
 cp "$dir/s.db" "$dir/copy.db"
 "$BNKIT" tune --study "$dir/s.db" --trials 9 --sampler random --param lr=log:1e-4:1e-1 -- $train \
@@ -87,9 +102,17 @@ id=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$dir/q.json")
 [ -n "$id" ] || fail "ask printed no id: $(cat "$dir/q.json")"
 "$BNKIT" tell --study "$dir/a.db" --trial "$id" --step 1 --value 0.5 | grep -q '"prune"' ||
     fail "tell --step must print the pruning decision"
+"$BNKIT" tell --study "$dir/a.db" --trial "$id" --step 2 --value 0.6 --train-loss 0.25 \
+    --val-accuracy 0.6 --overfitting >/dev/null || fail "tell --step with diagnostics failed"
+"$BNKIT" tell --study "$dir/a.db" --trial "$id" --value 0.7 --train-loss 0.25 2>/dev/null
+[ $? -eq 2 ] || fail "--train-loss without --step must be a usage error"
 "$BNKIT" tell --study "$dir/a.db" --trial "$id" --value 0.75 || fail "tell failed"
 "$BNKIT" tell --study "$dir/a.db" --trial "$id" --value 0.75 2>/dev/null &&
     fail "telling a finished trial twice must fail"
+"$BNKIT" report --study "$dir/a.db" --out "$dir/a.html" --json "$dir/a.json" 2>"$dir/err" ||
+    fail "report of the ask/tell study failed: $(cat "$dir/err")"
+tr -d ' \n' <"$dir/a.json" | grep -q '"step":2,"train_loss":0.25,"train_accuracy":null,"val_loss":null,"val_accuracy":0.59999999999999998,"vanishing_gradients":false,"overfitting":true' ||
+    fail "tell's diagnostics not in the report: $(cat "$dir/a.json")"
 "$BNKIT" ask --study "$dir/a.db" --trials 2 >/dev/null || fail "second ask (stored config)"
 "$BNKIT" ask --study "$dir/a.db" --trials 2 | grep -q '"id": null' || fail "budget of 2 not enforced"
 # The document's relative clip is searchable (R and D as separate options), and the best

@@ -315,7 +315,7 @@ static void test_csv_and_json_exports(void **state) {
     assert_int_equal(csv_records(text, &fields), n + 1);
     /* number,id,state,value, the parameters, bn.momentum_pytorch, steps, intermediate, worker,
      * reason, started, finished, seconds */
-    assert_int_equal(fields, 4 + cfg->space.n + 1 + 7);
+    assert_int_equal(fields, 4 + cfg->space.n + 1 + 7 + 13); /* + the diagnostics, empty */
     assert_true(strncmp(text, "number,id,state,val_accuracy,bn.momentum,", 41) == 0);
     assert_non_null(strstr(text, "\"<script>alert('x')</script>, \"\"quoted\"\"\""));
     assert_non_null(strstr(text, ",pruned,"));
@@ -351,6 +351,120 @@ static void test_csv_and_json_exports(void **state) {
     json_decref(root);
     bnk_trials_free(trials, n);
     bnk_study_close(s);
+}
+
+/* ---- The trainer's diagnostics ------------------------------------------------------------- */
+
+enum { DIAG_TRIALS = 12, DIAG_EPOCHS = 6 };
+
+/* Trials 4, 9 and 11 overfit from epoch 5 (final gap 10 points); trial 7's gradients vanish
+ * from epoch 3 (tensor 0.dense.weight, norm 1e-9); trial 5 is the best (gap 5 points); every
+ * other trial ends 2 points apart. Two more trials are pruned without diagnostics. */
+static void build_diag_study(const char *path) {
+    const bnk_study_config c = make_config(false);
+    unlink(path);
+    bnk_study *s;
+    BNK_TEST_OK(bnk_study_open(&s, path, &c));
+    for (int k = 0; k < DIAG_TRIALS + 2; k++) {
+        int64_t id;
+        BNK_TEST_OK(bnk_study_ask(s, "w", 100, &id, NULL));
+        if (k >= DIAG_TRIALS) {
+            BNK_TEST_OK(bnk_study_report(s, id, 1, 0.5, NULL));
+            BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_PRUNED, NAN, NULL));
+            continue;
+        }
+        const bool overfit = k == 4 || k == 9 || k == 11;
+        const double final = k == 5 ? 0.95 : 0.8 + 0.005 * k;
+        const double gap = k == 5 ? 0.05 : overfit ? 0.10 : 0.02;
+        for (int e = 1; e <= DIAG_EPOCHS; e++) {
+            bnk_trial_epoch d = bnk_trial_epoch_empty();
+            d.val_accuracy = final - 0.01 * (DIAG_EPOCHS - e);
+            d.train_accuracy = d.val_accuracy + gap;
+            d.train_loss = 1.0 / e;
+            d.val_loss = 1.2 / e;
+            d.overfitting = overfit && e >= 5;
+            d.vanishing_gradients = k == 7 && e >= 3;
+            d.min_grad_norm = d.vanishing_gradients ? 1e-9 : 1e-3;
+            snprintf(d.min_grad_tensor, sizeof d.min_grad_tensor, "%s",
+                     d.vanishing_gradients ? "0.dense.weight" : "2.dense.weight");
+            d.bn_min_running_var = 0.5;
+            d.bn_max_running_var = 2 + k;
+            BNK_TEST_OK(bnk_study_report_ex(s, id, e, d.val_accuracy, &d, NULL));
+        }
+        BNK_TEST_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, final, NULL));
+    }
+    bnk_study_close(s);
+}
+
+static void test_report_trainer_diagnostics(void **state) {
+    (void)state;
+    char db[512], html[512], csv[512], js[512];
+    path_of(db, sizeof db, "diag.db");
+    path_of(html, sizeof html, "diag.html");
+    path_of(csv, sizeof csv, "diag.csv");
+    path_of(js, sizeof js, "diag.json");
+    build_diag_study(db);
+    bnk_study *s;
+    bnk_trial *trials;
+    int64_t n;
+    BNK_TEST_OK(bnk_study_open_existing(&s, db, NULL));
+    BNK_TEST_OK(bnk_study_trials(s, &trials, &n));
+    const bnk_study_config *cfg = bnk_study_config_get(s);
+    BNK_TEST_OK(bnk_report_write_html(html, cfg, trials, n, NULL));
+    BNK_TEST_OK(bnk_report_write_csv(csv, cfg, trials, n));
+    BNK_TEST_OK(bnk_report_write_json(js, cfg, trials, n));
+    bnk_trials_free(trials, n);
+    bnk_study_close(s);
+
+    char *doc = bnk_test_read_file(html, NULL);
+    /* the summary: counts, trial numbers, the vanishing tensor, the gaps (best 5.0, median of
+     * eight 2s, one 5 and three 10s: 2.0) */
+    static const char *const want[] = {
+        "the trainer's flags, stored for 12 of 14 trials", "3 of 12 complete trials overfitted",
+        "see trials #4, #9, #11)",
+        "gradients vanished in trial #7 (tensor 0.dense.weight, norm 1e-9 at epoch 3)",
+        "accuracy gap of 5.0 points (training 1, validation 0.95 at epoch 6); the median complete "
+        "trial's was "
+        "2.0 points.",
+        /* the diagnostics card: first flagged epochs, BN range, the best trial's epochs */
+        "#4 from epoch 5, #9 from epoch 5, #11 from epoch 5",
+        "1 of 12 trials with diagnostics: #7 (tensor 0.dense.weight", "ranged from 0.5 to 13",
+        "The best trial (#5) by epoch:"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(doc, want[i])) fail_msg("the report lacks '%s'", want[i]);
+    assert_null(strstr(doc, "not stored in this study"));
+    assert_null(strstr(doc, "Not recorded in the study"));
+    check_self_contained(doc);
+    free(doc);
+
+    /* CSV: the last epoch's diagnostics in 13 extra columns */
+    char *text = bnk_test_read_file(csv, NULL);
+    int fields;
+    assert_int_equal(csv_records(text, &fields), n + 1);
+    assert_int_equal(fields, 4 + cfg->space.n + 1 + 7 + 13);
+    assert_non_null(strstr(text, ",seconds,diag_epoch,train_loss,train_accuracy,val_loss,"));
+    assert_non_null(strstr(text, ",6,0.16666666666666666,")); /* epoch 6: 1/6 */
+    assert_non_null(strstr(text, ",1,0,1.0000000000000001e-09,0.dense.weight,0.5,9,0,4\r\n"));
+    free(text);
+
+    /* JSON: every epoch */
+    json_error_t err;
+    json_t *root = json_load_file(js, 0, &err);
+    if (!root) fail_msg("%s: line %d: %s", js, err.line, err.text);
+    json_t *arr = json_object_get(root, "trials");
+    assert_int_equal(json_array_size(arr), DIAG_TRIALS + 2);
+    json_t *t7 = json_object_get(json_array_get(arr, 7), "epochs");
+    assert_int_equal(json_array_size(t7), DIAG_EPOCHS);
+    json_t *e3 = json_array_get(t7, 2);
+    assert_int_equal(json_integer_value(json_object_get(e3, "step")), 3);
+    assert_true(json_is_true(json_object_get(e3, "vanishing_gradients")));
+    assert_true(json_is_false(json_object_get(e3, "overfitting")));
+    assert_string_equal(json_string_value(json_object_get(e3, "min_grad_tensor")),
+                        "0.dense.weight");
+    assert_true(json_real_value(json_object_get(e3, "min_grad_norm")) == 1e-9);
+    assert_true(json_real_value(json_object_get(e3, "train_loss")) == 1.0 / 3);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(arr, 12), "epochs")), 0);
+    json_decref(root);
 }
 
 /* ---- Importance -------------------------------------------------------------------------------
@@ -521,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_html_without_trials),
         cmocka_unit_test(test_html_edge_cases),
         cmocka_unit_test(test_csv_and_json_exports),
+        cmocka_unit_test(test_report_trainer_diagnostics),
         cmocka_unit_test(test_importance_finds_the_parameter_that_matters),
         cmocka_unit_test(test_importance_conditional),
         cmocka_unit_test(test_atomic_output_and_errors),

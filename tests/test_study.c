@@ -135,6 +135,40 @@ static bnk_trial *all_trials(bnk_study *s, int64_t *n) {
     return t;
 }
 
+/* Diagnostics that encode the point and the step, so that a reader can tell whose they are. */
+static bnk_trial_epoch epoch_of(const bnk_point *x, int64_t step) {
+    bnk_trial_epoch e = bnk_trial_epoch_empty();
+    const double v = objective_of(x);
+    e.train_loss = v + (double)step;
+    e.train_accuracy = 0.5 + 0.01 * (double)step;
+    e.val_loss = v - (double)step;
+    e.val_accuracy = NAN; /* stored as NULL, read back as NaN */
+    e.vanishing_gradients = step % 2 == 0;
+    e.overfitting = step % 3 == 0;
+    e.min_grad_norm = 1e-9 * (double)step;
+    snprintf(e.min_grad_tensor, sizeof e.min_grad_tensor, "%lld.dense.weight", (long long)step);
+    e.bn_min_running_var = 0.25;
+    e.bn_max_running_var = v;
+    return e;
+}
+
+/* Values written as doubles come back bit-identical (SQLite stores REAL as IEEE 754). */
+static void expect_epoch(const bnk_trial_epoch *e, const bnk_point *x, int64_t step) {
+    const bnk_trial_epoch want = epoch_of(x, step);
+    char tensor[48];
+    snprintf(tensor, sizeof tensor, "%lld.dense.weight", (long long)step);
+    if (e->step != step || e->train_loss != want.train_loss ||
+        e->train_accuracy != want.train_accuracy || e->val_loss != want.val_loss ||
+        !isnan(e->val_accuracy) || e->vanishing_gradients != want.vanishing_gradients ||
+        e->overfitting != want.overfitting || e->min_grad_norm != want.min_grad_norm ||
+        strcmp(e->min_grad_tensor, tensor) != 0 || e->bn_min_running_var != 0.25 ||
+        e->bn_max_running_var != want.bn_max_running_var)
+        fail_msg("epoch %lld: got step %lld train_loss %.17g val_loss %.17g tensor '%s'; "
+                 "expected train_loss %.17g val_loss %.17g tensor '%s'",
+                 (long long)step, (long long)e->step, e->train_loss, e->val_loss,
+                 e->min_grad_tensor, want.train_loss, want.val_loss, tensor);
+}
+
 static int64_t count_state(const bnk_trial *t, int64_t n, bnk_trial_state state) {
     int64_t c = 0;
     for (int64_t k = 0; k < n; k++) c += t[k].state == state;
@@ -289,6 +323,163 @@ static void test_config_mismatch(void **state) {
     free(after.p);
 }
 
+/* ---- Trainer diagnostics and the schema upgrade ------------------------------------------------
+ */
+
+static void test_epoch_diagnostics(void **state) {
+    (void)state;
+    char path[512];
+    path_of(path, sizeof path, "epochs.db");
+    bnk_study_config cfg = make_config("ep", BNK_SAMPLER_RANDOM);
+    bnk_study *s = NULL;
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
+    int64_t a, b;
+    bnk_point xa, xb;
+    BNK_TEST_OK(bnk_study_ask(s, "w", 10, &a, &xa));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 10, &b, &xb));
+    /* steps out of order, one replaced, one without diagnostics, one with a NaN value */
+    bnk_trial_epoch e3 = epoch_of(&xa, 3), e1 = epoch_of(&xa, 1), junk = epoch_of(&xb, 7);
+    e3.step = 99; /* ignored: the step argument is the step */
+    BNK_TEST_OK(bnk_study_report_ex(s, a, 3, 0.5, &e3, NULL));
+    BNK_TEST_OK(bnk_study_report_ex(s, a, 1, 0.25, &junk, NULL));
+    BNK_TEST_OK(bnk_study_report_ex(s, a, 1, 0.25, &e1, NULL)); /* replaces step 1 */
+    BNK_TEST_OK(bnk_study_report_ex(s, a, 2, 0.375, NULL, NULL));
+    bnk_trial_epoch e4 = epoch_of(&xa, 4);
+    bool prune = true;
+    BNK_TEST_OK(bnk_study_report_ex(s, a, 4, NAN, &e4, &prune));
+    BNK_TEST_OK(bnk_study_tell(s, a, BNK_TRIAL_COMPLETE, 0.5, NULL));
+    /* a 47-byte tensor name (the most that fits) survives; a finished trial takes nothing */
+    bnk_trial_epoch eb = bnk_trial_epoch_empty();
+    memset(eb.min_grad_tensor, 'w', sizeof eb.min_grad_tensor - 1);
+    BNK_TEST_OK(bnk_study_report_ex(s, b, 1, 0.125, &eb, NULL));
+    assert_int_equal(bnk_study_report_ex(s, a, 5, 0.5, &e4, NULL), BNK_ERR_PARAM);
+    assert_int_equal(bnk_study_report_ex(NULL, a, 5, 0.5, &e4, NULL), BNK_ERR_NULL);
+
+    int64_t n;
+    bnk_trial *t = all_trials(s, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(t[0].nepochs, 3); /* steps 1, 3, 4; step 2 was reported without any */
+    expect_epoch(&t[0].epochs[0], &xa, 1);
+    expect_epoch(&t[0].epochs[1], &xa, 3);
+    expect_epoch(&t[0].epochs[2], &xa, 4);
+    assert_true(isnan(t[0].curve[3])); /* the NaN value is a missing step; its diagnostics stay */
+    assert_int_equal(t[1].nepochs, 1);
+    const bnk_trial_epoch *f = &t[1].epochs[0];
+    assert_int_equal(strlen(f->min_grad_tensor), sizeof f->min_grad_tensor - 1);
+    assert_true(isnan(f->train_loss) && isnan(f->min_grad_norm) && isnan(f->bn_max_running_var));
+    assert_false(f->overfitting || f->vanishing_gradients);
+    bnk_trials_free(t, n);
+    /* the refused report left nothing behind */
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM trial_epochs WHERE step = 5"), 0);
+
+    bnk_trial best;
+    bool found;
+    BNK_TEST_OK(bnk_study_best(s, &best, &found));
+    assert_true(found && best.id == a && best.epochs == NULL && best.nepochs == 0);
+    bnk_study_close(s);
+}
+
+/* The schema of version 1 (bnkit before trial_epochs), as src/tune/study_schema.c wrote it. */
+static const char V1_SCHEMA[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE studies(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, objective TEXT NOT "
+    "NULL, maximize INTEGER NOT NULL CHECK (maximize IN (0, 1)), space_json TEXT NOT NULL, "
+    "sampler_json TEXT NOT NULL, pruner_json TEXT NOT NULL, train_args TEXT NOT NULL, created "
+    "REAL NOT NULL);"
+    "CREATE TABLE trials(id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL REFERENCES "
+    "studies(id) ON DELETE CASCADE, number INTEGER NOT NULL CHECK (number >= 0), state TEXT NOT "
+    "NULL CHECK (state IN ('running', 'complete', 'pruned', 'failed')), value REAL, loss REAL, "
+    "worker TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', started REAL, finished "
+    "REAL, heartbeat REAL, UNIQUE (study_id, number));"
+    "CREATE TABLE trial_params(trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE "
+    "CASCADE, param_index INTEGER NOT NULL CHECK (param_index >= 0), value REAL, PRIMARY KEY "
+    "(trial_id, param_index)) WITHOUT ROWID;"
+    "CREATE TABLE trial_values(trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE "
+    "CASCADE, step INTEGER NOT NULL CHECK (step >= 1), value REAL, PRIMARY KEY (trial_id, "
+    "step)) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES ('app', 'bnkit-study'), ('schema_version', '1');";
+
+/* A version-1 file at path holding the rows of the (current) study file src. */
+static void make_v1_copy(const char *path, const char *src) {
+    char sql[4096];
+    unlink(path);
+    snprintf(sql, sizeof sql,
+             "%s ATTACH '%s' AS src; INSERT INTO studies SELECT * FROM src.studies;"
+             "INSERT INTO trials SELECT * FROM src.trials;"
+             "INSERT INTO trial_params SELECT * FROM src.trial_params;"
+             "INSERT INTO trial_values SELECT * FROM src.trial_values; DETACH src;",
+             V1_SCHEMA, src);
+    sql_run(path, sql);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                   "'trial_epochs'"),
+                     0);
+}
+
+static void test_schema_upgrade(void **state) {
+    (void)state;
+    char src[512], path[512], path2[512];
+    path_of(src, sizeof src, "v2_src.db");
+    path_of(path, sizeof path, "v1.db");
+    path_of(path2, sizeof path2, "v1_existing.db");
+    bnk_study_config cfg = make_config("old", BNK_SAMPLER_TPE);
+    bnk_study *s = NULL;
+    int64_t done, running;
+    bnk_point xd, xr;
+    BNK_TEST_OK(bnk_study_open(&s, src, &cfg));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 10, &done, &xd));
+    BNK_TEST_OK(bnk_study_report(s, done, 1, 0.25, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, done, BNK_TRIAL_COMPLETE, 0.5, NULL));
+    BNK_TEST_OK(bnk_study_ask(s, "w", 10, &running, &xr));
+    BNK_TEST_OK(bnk_study_report(s, running, 1, 0.125, NULL));
+    bnk_study_close(s);
+    make_v1_copy(path, src);
+    make_v1_copy(path2, src);
+
+    /* Opening with the configuration resumes the old study and upgrades the file. */
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
+    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+    bnk_trial_epoch e2 = epoch_of(&xr, 2);
+    BNK_TEST_OK(bnk_study_report_ex(s, running, 2, 0.75, &e2, NULL));
+    BNK_TEST_OK(bnk_study_tell(s, running, BNK_TRIAL_COMPLETE, 0.75, NULL));
+    int64_t next;
+    BNK_TEST_OK(bnk_study_ask(s, "w", 10, &next, NULL));
+    assert_true(next > running);
+    int64_t n;
+    bnk_trial *t = all_trials(s, &n);
+    assert_int_equal(n, 3);
+    assert_true(t[0].id == done && t[0].value == 0.5 && t[0].ncurve == 1 && t[0].nepochs == 0);
+    assert_true(same_point(&t[0].x, &xd) && same_point(&t[1].x, &xr));
+    assert_true(t[1].ncurve == 2 && t[1].curve[0] == -0.125 && t[1].curve[1] == -0.75);
+    assert_int_equal(t[1].nepochs, 1);
+    expect_epoch(&t[1].epochs[0], &xr, 2);
+    bnk_trials_free(t, n);
+    bnk_study_close(s);
+    /* Reopening an upgraded file changes nothing more. */
+    BNK_TEST_OK(bnk_study_open_existing(&s, path, NULL));
+    bnk_study_close(s);
+    assert_int_equal(sql_int(path, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+
+    /* Opening with the stored configuration (bnkit report, trials, tell) upgrades too. */
+    BNK_TEST_OK(bnk_study_open_existing(&s, path2, "old"));
+    t = all_trials(s, &n);
+    assert_int_equal(n, 2);
+    assert_true(t[0].nepochs == 0 && t[1].nepochs == 0 && t[1].state == BNK_TRIAL_RUNNING);
+    bnk_trials_free(t, n);
+    bnk_study_close(s);
+    assert_int_equal(sql_int(path2, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+    assert_int_equal(sql_int(path2, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                    "'trial_epochs'"),
+                     1);
+
+    /* A version-1 file of another configuration is refused as before, and not upgraded. */
+    make_v1_copy(path2, src);
+    bnk_study_config other = cfg;
+    other.sampler.seed++;
+    assert_int_equal(bnk_study_open(&s, path2, &other), BNK_ERR_PARAM);
+    assert_null(s);
+    assert_int_equal(sql_int(path2, "SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+}
+
 /* ---- Foreign files --------------------------------------------------------------------------- */
 
 static void expect_untouched(const char *path, const char *needle) {
@@ -345,7 +536,7 @@ static void test_foreign_files(void **state) {
     bnk_study *s = NULL;
     BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
     bnk_study_close(s);
-    sql_run(path, "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+    sql_run(path, "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
                   "CREATE TABLE trial_attrs(trial_id INTEGER, key TEXT, value TEXT);");
     expect_untouched(path, "newer bnkit");
 
@@ -650,7 +841,8 @@ static void worker_main(const char *path, const bnk_study_config *cfg, int64_t b
         bool prune;
         CHILD_OK(bnk_study_report(s, id, 1, 0.5, &prune));
         CHILD_OK(bnk_study_heartbeat(s, id));
-        CHILD_OK(bnk_study_report(s, id, 2, objective_of(&x), &prune));
+        bnk_trial_epoch diag = epoch_of(&x, 2);
+        CHILD_OK(bnk_study_report_ex(s, id, 2, objective_of(&x), &diag, &prune));
         CHILD_OK(bnk_study_tell(s, id, BNK_TRIAL_COMPLETE, objective_of(&x), NULL));
     }
     bnk_study_close(s);
@@ -702,6 +894,9 @@ static void check_finished(const char *path, const bnk_study_config *cfg, int64_
         assert_int_equal(t[k].state, BNK_TRIAL_COMPLETE);
         assert_true(t[k].value == objective_of(&t[k].x));
         assert_int_equal(t[k].ncurve, 2);
+        /* the diagnostics written with step 2, in the same transaction, by the same worker */
+        assert_int_equal(t[k].nepochs, 1);
+        expect_epoch(&t[k].epochs[0], &t[k].x, 2);
         for (int64_t j = 0; distinct_points && j < k; j++)
             if (same_point(&t[j].x, &t[k].x))
                 fail_msg("trials %lld and %lld got the same point", (long long)j, (long long)k);
@@ -852,6 +1047,8 @@ int main(void) {
         cmocka_unit_test(test_create_and_resume),
         cmocka_unit_test(test_config_mismatch),
         cmocka_unit_test(test_foreign_files),
+        cmocka_unit_test(test_epoch_diagnostics),
+        cmocka_unit_test(test_schema_upgrade),
         cmocka_unit_test(test_ask_report_tell),
         cmocka_unit_test(test_pruner_is_consulted),
         cmocka_unit_test(test_budget_and_reap),

@@ -2,7 +2,8 @@
 # Distributed tuning: `mpirun -np 3 bnkit tune` on a small generated CSV problem. Rank 0 owns the
 # study; checks the budget, unique points, a trial child killed with SIGKILL (failed "worker
 # died", re-issued, budget met), resuming, a whole rank killed (the job aborts, the re-run
-# resumes), and the refusals (--workers under mpirun, a study with other settings).
+# resumes), the refusals (--workers under mpirun, a study with other settings), and the
+# trainer's per-epoch diagnostics stored for the trials of every rank.
 # Usage: test_tune_mpi.sh MPIEXEC BNKIT   (as root: OMPI_ALLOW_RUN_AS_ROOT=1 and _CONFIRM=1)
 set -u
 MPIEXEC=$1
@@ -67,6 +68,14 @@ pts=$(grep -o '"params":{[^}]*}' "$dir/t.json" | sort -u | wc -l)
 [ "$pts" -eq 8 ] || fail "points repeated: $pts distinct of 8"
 for r in 0 1 2; do
     grep -q "\"worker\":\"rank-$r\"" "$dir/t.json" || fail "rank $r ran no trial: $(cat "$dir/t.json")"
+done
+# The trainer's diagnostics came through the child's pipe and the REPORT messages: the report
+# has them for trials of every rank.
+"$BNKIT" report --study "$dir/s.db" --json "$dir/r.json" 2>"$dir/err" || fail "report: $(cat "$dir/err")"
+tr -d ' \n' <"$dir/r.json" >"$dir/r1.json"
+for r in 0 1 2; do
+    grep -q "\"epochs\":\[{\"step\":1,\"train_loss\":[0-9][^]]*\],\"worker\":\"rank-$r\"" "$dir/r1.json" ||
+        fail "no diagnostics for the trials of rank $r: $(cat "$dir/r.json")"
 done
 [ "$("$BNKIT" trials --study "$dir/s.db" | grep -cE '^ +[0-9]+ +(complete|pruned|failed) ')" -eq 8 ] ||
     fail "bnkit trials must list 8 finished trials: $("$BNKIT" trials --study "$dir/s.db")"

@@ -16,7 +16,9 @@
  *
  * The HTML page needs no network and runs no script: inline CSS and inline SVG charts
  * (optimisation history with the best value so far, parameter importance, parallel coordinates,
- * one slice plot per parameter, the learning curve of every trial) and a plain-language summary.
+ * one slice plot per parameter, the learning curve of every trial) and a plain-language summary
+ * that includes where the trainer flagged overfitting or vanishing gradients and the
+ * train/validation gap (from the diagnostics stored by bnk_study_report_ex).
  * Colours come from the Okabe–Ito palette (trial states, which also differ by marker shape) and
  * viridis (objective scale), both readable with colour-vision deficiencies; log-scaled parameters
  * get log axes. Every string taken from the study (names, choices, reasons, workers) is escaped.
@@ -68,13 +70,20 @@ bnk_status bnk_report_write_html(const char *path, const bnk_study_config *cfg,
 /* One row per trial after a header row: number, id, state, value, one column per parameter
  * (its value; categorical ones by name; empty when inactive), bn.momentum_pytorch when the space
  * has bn.momentum, steps, the intermediate values in the objective's units separated by ';',
- * worker, reason, started, finished (Unix times), seconds. RFC 4180 quoting. */
+ * worker, reason, started, finished (Unix times), seconds, then the trainer's diagnostics of the
+ * trial's last epoch (bnk_trial.epochs; empty when none): diag_epoch, train_loss, train_accuracy,
+ * val_loss, val_accuracy, vanishing_gradients, overfitting (0/1), min_grad_norm,
+ * min_grad_tensor, bn_min_running_var, bn_max_running_var, and overfitting_epochs,
+ * vanishing_epochs (how many epochs raised each flag). RFC 4180 quoting. */
 bnk_status bnk_report_write_csv(const char *path, const bnk_study_config *cfg,
                                 const bnk_trial *trials, int64_t n);
 
 /* {"study", "objective", "maximize", "sampler", "pruner", "space": [{"name", "kind", "log",
  * "low", "high", "choices", "parent", "parent_choices"}], "trials": [{"id", "number", "state",
- * "value", "params": {...}, "intermediate": [...], "worker", "reason", "started", "finished"}]}
+ * "value", "params": {...}, "intermediate": [...], "epochs": [{"step", "train_loss",
+ * "train_accuracy", "val_loss", "val_accuracy", "vanishing_gradients", "overfitting",
+ * "min_grad_norm", "min_grad_tensor", "bn_min_running_var", "bn_max_running_var"}], "worker",
+ * "reason", "started", "finished"}]}
  * — the trials as `bnkit trials --json` prints them, plus timestamps. NaN becomes null. */
 bnk_status bnk_report_write_json(const char *path, const bnk_study_config *cfg,
                                  const bnk_trial *trials, int64_t n);

@@ -15,7 +15,8 @@
  *         int64_t id; bnk_point x;
  *         bnk_study_ask(study, "worker-1", 50, &id, &x);   // id < 0: the budget of 50 is used up
  *         if (id < 0) break;
- *         ... train with x, bnk_study_report(study, id, epoch, val_acc, &prune) per epoch ...
+ *         ... train with x, bnk_study_report(study, id, epoch, val_acc, &prune) per epoch
+ *             (bnk_study_report_ex also stores the trainer's diagnostics of the epoch) ...
  *         bnk_study_tell(study, id, BNK_TRIAL_COMPLETE, val_acc, NULL);
  *     }
  *     bnk_study_close(study);
@@ -114,18 +115,38 @@ typedef enum bnk_trial_state {
 /* "running", "complete", "pruned", "failed". */
 const char *bnk_trial_state_str(bnk_trial_state state);
 
+/* The trainer's diagnostics of one epoch (step) of a trial, stored beside the intermediate
+ * value (bnk_study_report_ex). Definitions of the flags: docs/training.md. NaN where not known;
+ * min_grad_tensor "" when no gradient norm was known. */
+typedef struct bnk_trial_epoch {
+    int64_t step;                      /* 1-based, as reported */
+    double train_loss, train_accuracy; /* means over the epoch's batches (training mode) */
+    double val_loss, val_accuracy;     /* validation set, inference mode */
+    bool vanishing_gradients;          /* the trainer's flags raised this epoch */
+    bool overfitting;
+    double min_grad_norm;      /* the smallest per-tensor gradient norm (RMS over the epoch) */
+    char min_grad_tensor[48];  /* ... and its tensor ("0.dense.weight") */
+    double bn_min_running_var; /* over every BN layer's channels; NaN without BN layers */
+    double bn_max_running_var;
+} bnk_trial_epoch;
+
+/* step 0, every number NaN, flags false, tensor "". */
+bnk_trial_epoch bnk_trial_epoch_empty(void);
+
 typedef struct bnk_trial {
-    int64_t id;     /* unique in the study file                                        */
-    int64_t number; /* 0, 1, 2, ... in the order trials were asked within the study     */
+    int64_t id;     /* unique in the study file */
+    int64_t number; /* 0, 1, 2, ... in the order trials were asked within the study */
     bnk_trial_state state;
     bnk_point x;
-    double value;     /* the objective as recorded (NaN unless complete or pruned)   */
-    double loss;      /* the same, lower is better (negated when maximising); NaN    */
-    int64_t ncurve;   /* intermediate values reported: steps 1..ncurve               */
-    double *curve;    /* [ncurve] losses (lower is better), NaN for a missing step    */
-    char worker[64];  /* who ran it                                                  */
-    char reason[160]; /* failure reason ("diverged at step 120", "worker died")       */
-    double started, finished, heartbeat; /* Unix times; 0 when not set                 */
+    double value;            /* the objective as recorded (NaN unless complete or pruned) */
+    double loss;             /* the same, lower is better (negated when maximising); NaN */
+    int64_t ncurve;          /* intermediate values reported: steps 1..ncurve */
+    double *curve;           /* [ncurve] losses (lower is better), NaN for a missing step */
+    int64_t nepochs;         /* steps with the trainer's diagnostics (bnk_study_trials only) */
+    bnk_trial_epoch *epochs; /* [nepochs] in step order; NULL when none */
+    char worker[64];         /* who ran it */
+    char reason[160];        /* failure reason ("diverged at step 120", "worker died") */
+    double started, finished, heartbeat; /* Unix times; 0 when not set */
 } bnk_trial;
 
 /* ---- Samplers ------------------------------------------------------------------------------ */
@@ -259,6 +280,13 @@ bnk_status bnk_study_ask(bnk_study *study, const char *worker, int64_t budget, i
  * of the whole history (a few ms at 500 trials of 20 steps; nothing to read with pruner NONE). */
 bnk_status bnk_study_report(bnk_study *study, int64_t id, int64_t step, double value, bool *prune);
 
+/* bnk_study_report plus the trainer's diagnostics of that step (diag NULL: none), written in the
+ * same transaction as the value and replacing earlier diagnostics of the same step;
+ * diag->step is ignored (step is the step). The study keeps them for the report
+ * (bnk_trial.epochs); samplers and pruners do not read them. */
+bnk_status bnk_study_report_ex(bnk_study *study, int64_t id, int64_t step, double value,
+                               const bnk_trial_epoch *diag, bool *prune);
+
 /* Finishes a trial: COMPLETE with its value, PRUNED (value: its last reported one; NaN takes
  * the value of its last reported step), or FAILED with a reason (value ignored; reason
  * truncated to 159 bytes). A NaN/Inf value for COMPLETE is recorded as FAILED ("objective is
@@ -275,14 +303,15 @@ bnk_status bnk_study_heartbeat(bnk_study *study, int64_t id);
  * other worker is alive). *reaped (may be NULL) gets the count. */
 bnk_status bnk_study_reap(bnk_study *study, double stale_seconds, int64_t *reaped);
 
-/* Every trial of the study, in number order, with points and curves (losses), from one
- * consistent snapshot. Free with bnk_trials_free (NULL, 0 when there are none). */
+/* Every trial of the study, in number order, with points, curves (losses) and the trainer's
+ * per-epoch diagnostics where reported, from one consistent snapshot. Free with bnk_trials_free
+ * (NULL, 0 when there are none). */
 bnk_status bnk_study_trials(bnk_study *study, bnk_trial **trials, int64_t *count);
 void bnk_trials_free(bnk_trial *trials, int64_t count);
 
 /* The best COMPLETE trial: lowest loss, ties to the lowest number (*found false and best->id
  * -1 when none). Its curve is not loaded: best->curve is NULL and best->ncurve 0, so there is
- * nothing to free. */
+ * nothing to free; nor are its diagnostics (epochs NULL, nepochs 0). */
 bnk_status bnk_study_best(bnk_study *study, bnk_trial *best, bool *found);
 
 #ifdef __cplusplus

@@ -128,9 +128,36 @@ static const bnk_cli_opt tell_opts[] = {
     {"step", "S", "report an intermediate value at step S (1-based) instead of finishing"},
     {"state", "complete|pruned|failed", "how the trial ended (complete)"},
     {"reason", "TEXT", "why it failed"},
+    {"train-loss", "L", "with --step: the epoch's training loss (kept for the report)"},
+    {"train-accuracy", "A", "with --step: the epoch's training accuracy"},
+    {"val-loss", "L", "with --step: the epoch's validation loss"},
+    {"val-accuracy", "A", "with --step: the epoch's validation accuracy"},
+    {"overfitting", NULL, "with --step: the trainer flagged overfitting this epoch"},
+    {"vanishing-gradients", NULL, "with --step: the trainer flagged vanishing gradients"},
     OPT_HELP,
 };
 enum { N_TELL = sizeof tell_opts / sizeof tell_opts[0] };
+
+/* The diagnostics options of `tell --step`: *any true when at least one was given. */
+static int tell_diag(const bnk_cli_optgroup *g, bnk_trial_epoch *e, bool *any) {
+    static const char *const names[] = {"train-loss", "train-accuracy", "val-loss", "val-accuracy"};
+    double *fields[] = {&e->train_loss, &e->train_accuracy, &e->val_loss, &e->val_accuracy};
+    *e = bnk_trial_epoch_empty();
+    *any = false;
+    for (int k = 0; k < 4; k++) {
+        const char *v = bnk__cli_value(g, names[k]);
+        if (!v) continue;
+        char opt[32];
+        snprintf(opt, sizeof opt, "--%s", names[k]);
+        const int rc = bnk__cli_parse_double("tell", opt, v, fields[k]);
+        if (rc != BNK_CLI_OK) return rc;
+        *any = true;
+    }
+    e->overfitting = bnk__cli_value(g, "overfitting") != NULL;
+    e->vanishing_gradients = bnk__cli_value(g, "vanishing-gradients") != NULL;
+    *any |= e->overfitting || e->vanishing_gradients;
+    return BNK_CLI_OK;
+}
 
 int bnk__cmd_tell(int argc, char **argv) {
     const char *vals[N_TELL];
@@ -139,8 +166,10 @@ int bnk__cmd_tell(int argc, char **argv) {
     if (parse_or_help(&rc, "tell", argc, argv, &g,
                       "usage: bnkit tell --study FILE --trial ID --value V [--state S] "
                       "[--reason R]\n"
-                      "       bnkit tell --study FILE --trial ID --step S --value V\n\n"
-                      "Finishes a trial, or reports an intermediate value and prints "
+                      "       bnkit tell --study FILE --trial ID --step S --value V "
+                      "[--train-loss L ...]\n\n"
+                      "Finishes a trial, or reports an intermediate value (and optionally the "
+                      "epoch's\ndiagnostics, shown by `bnkit report`) and prints "
                       "{\"prune\": true|false}.\n\noptions:\n"))
         return rc;
     int64_t id = -1, step = 0;
@@ -178,6 +207,14 @@ int bnk__cmd_tell(int argc, char **argv) {
         bnk__cli_error("tell", "--step must be >= 1 and cannot be combined with --state");
         return BNK_CLI_USAGE;
     }
+    bnk_trial_epoch diag;
+    bool have_diag;
+    if ((rc = tell_diag(&g, &diag, &have_diag)) != BNK_CLI_OK) return rc;
+    if (have_diag && step < 1) {
+        bnk__cli_error("tell", "--train-loss, --val-loss, ... need --step (they describe an "
+                               "epoch)");
+        return BNK_CLI_USAGE;
+    }
     bnk_study *study = NULL;
     if ((rc = open_study("tell", bnk__cli_value(&g, "study"), bnk__cli_value(&g, "name"), NULL,
                          &study)) != BNK_CLI_OK)
@@ -185,7 +222,7 @@ int bnk__cmd_tell(int argc, char **argv) {
     bnk_status st;
     if (step > 0) {
         bool prune = false;
-        st = bnk_study_report(study, id, step, value, &prune);
+        st = bnk_study_report_ex(study, id, step, value, have_diag ? &diag : NULL, &prune);
         if (st == BNK_OK) printf("{\"prune\": %s}\n", prune ? "true" : "false");
     } else {
         st = bnk_study_tell(study, id, state, value, bnk__cli_value(&g, "reason"));

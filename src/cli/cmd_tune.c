@@ -5,8 +5,9 @@
  *              [-- <bnkit train options fixed for every trial>]
  *
  * Each worker loops: reap trials of dead workers, ask the study for a point (the sampler runs
- * inside the study's write transaction), train with it (reporting validation accuracy every
- * epoch so that the pruner can stop it; a heartbeat thread keeps the trial alive), tell the
+ * inside the study's write transaction), train with it (reporting validation accuracy and the
+ * trainer's diagnostics every epoch so that the pruner can stop it and the report can say where
+ * gradients vanished or a trial overfitted; a heartbeat thread keeps the trial alive), tell the
  * result. At the end the best configuration is trained once more and evaluated on the test
  * set, which no trial touches.
  *
@@ -117,10 +118,36 @@ typedef struct train_ctx {
     double last_value;
 } train_ctx;
 
+/* The study's record of an epoch: losses, accuracies, the flags, the smallest per-tensor
+ * gradient norm and the running-variance range over every BN layer. */
+static bnk_trial_epoch epoch_diag(const bnk_epoch_metrics *m) {
+    bnk_trial_epoch e = bnk_trial_epoch_empty();
+    e.step = m->epoch;
+    e.train_loss = m->train_loss;
+    e.train_accuracy = m->train_accuracy;
+    e.val_loss = m->val_loss;
+    e.val_accuracy = m->val_accuracy;
+    e.vanishing_gradients = m->vanishing_gradients;
+    e.overfitting = m->overfitting;
+    for (int k = 0; k < m->ntensors && k < BNK_TRAIN_MAX_TENSORS; k++)
+        if (isfinite(m->grad_norm[k]) && !(m->grad_norm[k] >= e.min_grad_norm)) {
+            e.min_grad_norm = m->grad_norm[k];
+            snprintf(e.min_grad_tensor, sizeof e.min_grad_tensor, "%s", m->tensor_name[k]);
+        }
+    for (int k = 0; k < m->nbn && k < BNK_TRAIN_MAX_TENSORS; k++) {
+        if (!(m->bn_min_running_var[k] >= e.bn_min_running_var))
+            e.bn_min_running_var = m->bn_min_running_var[k];
+        if (!(m->bn_max_running_var[k] <= e.bn_max_running_var))
+            e.bn_max_running_var = m->bn_max_running_var[k];
+    }
+    return e;
+}
+
 static bool on_epoch(const bnk_epoch_metrics *m, void *user) {
     train_ctx *t = user;
     t->last_value = m->val_accuracy;
-    return t->report(t->user, m->epoch, m->val_accuracy);
+    const bnk_trial_epoch diag = epoch_diag(m);
+    return t->report(t->user, m->epoch, m->val_accuracy, &diag);
 }
 
 static void outcome_failed(bnk__tune_outcome *out, const char *reason) {
@@ -168,10 +195,10 @@ typedef struct trial_ctx {
     bnk_status report_status;
 } trial_ctx;
 
-static bool report_epoch(void *user, int64_t epoch, double value) {
+static bool report_epoch(void *user, int64_t epoch, double value, const bnk_trial_epoch *diag) {
     trial_ctx *t = user;
     bool prune = false;
-    bnk_status st = bnk_study_report(t->study, t->id, epoch, value, &prune);
+    bnk_status st = bnk_study_report_ex(t->study, t->id, epoch, value, diag, &prune);
     if (st != BNK_OK) t->report_status = st;
     return prune || st != BNK_OK;
 }

@@ -5,7 +5,9 @@
  *
  * Protocol (one fixed-size message, tune_msg, tag TAG_REQ to rank 0 and TAG_REPLY back):
  *   ASK                      -> TRIAL (id, point) or DONE (budget used up / grid exhausted)
- *   REPORT (id, step, value) -> PRUNE (0 go on, 1 prune, 2 stop: the trial is no longer running)
+ *   REPORT (id, step, value, diag) -> PRUNE (0 go on, 1 prune, 2 stop: the trial is no longer
+ *                               running); diag: the trainer's diagnostics of the epoch
+ *                               (bnk_trial_epoch, stored by bnk_study_report_ex) when has_diag
  *   HEARTBEAT (id)              every 5 s (or --stale-seconds / 4) while a trial runs; no reply
  *   TELL (id, state, value, reason, detail)                      no reply
  * Rank 0 serves these between polls of its own trial child's pipe (MPI_Iprobe; MPI calls stay
@@ -17,6 +19,7 @@
  * study re-issues; a child that crashes by itself (SIGSEGV, SIGABRT, ...) or exits without a
  * result becomes FAILED with that reason and counts against the budget. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -69,7 +72,14 @@ typedef struct tune_msg {
     double x[BNK_SPACE_MAX_PARAMS]; /* TRIAL: the point                                */
     char reason[160];               /* TELL: the failure reason stored in the study   */
     char detail[96];                /* TELL: what became of the trial process (log)    */
+    int32_t has_diag;               /* REPORT: diag is filled in                       */
+    bnk_trial_epoch diag;           /* REPORT: the trainer's diagnostics of the epoch  */
 } tune_msg;
+
+/* The child writes one tune_msg per write(2): atomic only up to PIPE_BUF bytes. */
+#ifdef PIPE_BUF
+_Static_assert(sizeof(tune_msg) <= PIPE_BUF, "tune_msg must fit in one atomic pipe write");
+#endif
 
 typedef struct tuner {
     bnk__tune_job *job;
@@ -112,7 +122,8 @@ static bnk_status root_ask(tuner *t, int src, int64_t *id, bnk_point *x) {
 /* PRUNE answer for a report; a trial that is no longer running (reaped) is told to stop. */
 static bnk_status root_report(tuner *t, const tune_msg *m, int *answer) {
     bool prune = false;
-    bnk_status st = bnk_study_report(t->study, m->id, m->step, m->value, &prune);
+    bnk_status st = bnk_study_report_ex(t->study, m->id, m->step, m->value,
+                                        m->has_diag ? &m->diag : NULL, &prune);
     *answer = prune ? ANSWER_PRUNE : ANSWER_GO_ON;
     if (st == BNK_ERR_PARAM) {
         *answer = ANSWER_STOP;
@@ -249,12 +260,16 @@ static size_t read_full(int fd, void *buf, size_t n) {
     return got;
 }
 
-static bool child_report(void *user, int64_t epoch, double value) {
+static bool child_report(void *user, int64_t epoch, double value, const bnk_trial_epoch *diag) {
     const child_ctx *c = user;
     tune_msg m;
     msg_init(&m, MSG_REPORT, c->id);
     m.step = epoch;
     m.value = value;
+    if (diag) {
+        m.has_diag = 1;
+        m.diag = *diag;
+    }
     unsigned char answer = ANSWER_STOP;
     if (bnk__write_all(c->up, &m, sizeof m) != 0 || read_full(c->down, &answer, 1) != 1)
         _exit(BNK_CLI_FAIL); /* the parent is gone */

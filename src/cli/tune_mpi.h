@@ -33,8 +33,10 @@ typedef struct bnk__tune_outcome {
     char reason[160];      /* FAILED: why                                          */
 } bnk__tune_outcome;
 
-/* Called after every epoch with the validation accuracy; returns true to stop the trial. */
-typedef bool (*bnk__tune_report_fn)(void *user, int64_t epoch, double value);
+/* Called after every epoch with the validation accuracy and the trainer's diagnostics of the
+ * epoch (diag->step == epoch); returns true to stop the trial. */
+typedef bool (*bnk__tune_report_fn)(void *user, int64_t epoch, double value,
+                                    const bnk_trial_epoch *diag);
 
 /* Trains point x with the job's fixed options (no test set, no log), calling report after each
  * epoch, and says how the trial ended. Prints nothing. */

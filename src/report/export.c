@@ -45,6 +45,31 @@ static void csv_number(bnk__buf *b, double v) {
         bnk__buf_puts(b, ",");
 }
 
+/* The diagnostics columns: the last epoch's values, then how many epochs raised each flag. */
+static void csv_last_epoch(bnk__buf *b, const bnk_trial *t) {
+    if (t->nepochs <= 0) {
+        bnk__buf_puts(b, ",,,,,,,,,,,,,");
+        return;
+    }
+    const bnk_trial_epoch *e = &t->epochs[t->nepochs - 1];
+    int64_t over = 0, vanish = 0;
+    for (int64_t j = 0; j < t->nepochs; j++) {
+        over += t->epochs[j].overfitting;
+        vanish += t->epochs[j].vanishing_gradients;
+    }
+    bnk__buf_printf(b, ",%lld", (long long)e->step);
+    csv_number(b, e->train_loss);
+    csv_number(b, e->train_accuracy);
+    csv_number(b, e->val_loss);
+    csv_number(b, e->val_accuracy);
+    bnk__buf_printf(b, ",%d,%d", (int)e->vanishing_gradients, (int)e->overfitting);
+    csv_number(b, e->min_grad_norm);
+    csv_field(b, e->min_grad_tensor, false);
+    csv_number(b, e->bn_min_running_var);
+    csv_number(b, e->bn_max_running_var);
+    bnk__buf_printf(b, ",%lld,%lld", (long long)over, (long long)vanish);
+}
+
 bnk_status bnk_report_write_csv(const char *path, const bnk_study_config *cfg,
                                 const bnk_trial *trials, int64_t n) {
     bnk_status st = check_args("bnk_report_write_csv", path, cfg, trials, n);
@@ -56,7 +81,12 @@ bnk_status bnk_report_write_csv(const char *path, const bnk_study_config *cfg,
     csv_field(&b, cfg->objective, true);
     for (int i = 0; i < s->n; i++) csv_field(&b, s->params[i].name, false);
     if (mom >= 0) bnk__buf_puts(&b, ",bn.momentum_pytorch");
-    bnk__buf_puts(&b, ",steps,intermediate,worker,reason,started,finished,seconds\r\n");
+    bnk__buf_puts(&b, ",steps,intermediate,worker,reason,started,finished,seconds");
+    /* the trainer's diagnostics of the trial's last reported epoch (empty when none) */
+    bnk__buf_puts(&b, ",diag_epoch,train_loss,train_accuracy,val_loss,val_accuracy,"
+                      "vanishing_gradients,overfitting,min_grad_norm,min_grad_tensor,"
+                      "bn_min_running_var,bn_max_running_var,overfitting_epochs,"
+                      "vanishing_epochs\r\n");
     for (int64_t k = 0; k < n; k++) {
         const bnk_trial *t = &trials[k];
         bnk__buf_printf(&b, "%lld,%lld,%s", (long long)t->number, (long long)t->id,
@@ -88,6 +118,7 @@ bnk_status bnk_report_write_csv(const char *path, const bnk_study_config *cfg,
         csv_number(&b, t->finished > 0 ? t->finished : NAN);
         csv_number(&b,
                    t->started > 0 && t->finished >= t->started ? t->finished - t->started : NAN);
+        csv_last_epoch(&b, t);
         bnk__buf_puts(&b, "\r\n");
     }
     st = b.oom ? bnk__fail(BNK_ERR_NOMEM, "bnk_report_write_csv: out of memory")
@@ -144,6 +175,29 @@ static json_t *space_json(const bnk_space *s) {
     return arr;
 }
 
+/* The trainer's diagnostics of every reported epoch. */
+static json_t *epochs_json(const bnk_trial *t) {
+    json_t *arr = json_array();
+    for (int64_t j = 0; j < t->nepochs; j++) {
+        const bnk_trial_epoch *e = &t->epochs[j];
+        json_t *o = json_object();
+        json_object_set_new(o, "step", json_integer(e->step));
+        json_object_set_new(o, "train_loss", real_or_null(e->train_loss));
+        json_object_set_new(o, "train_accuracy", real_or_null(e->train_accuracy));
+        json_object_set_new(o, "val_loss", real_or_null(e->val_loss));
+        json_object_set_new(o, "val_accuracy", real_or_null(e->val_accuracy));
+        json_object_set_new(o, "vanishing_gradients", json_boolean(e->vanishing_gradients));
+        json_object_set_new(o, "overfitting", json_boolean(e->overfitting));
+        json_object_set_new(o, "min_grad_norm", real_or_null(e->min_grad_norm));
+        json_object_set_new(o, "min_grad_tensor",
+                            e->min_grad_tensor[0] ? text_json(e->min_grad_tensor) : json_null());
+        json_object_set_new(o, "bn_min_running_var", real_or_null(e->bn_min_running_var));
+        json_object_set_new(o, "bn_max_running_var", real_or_null(e->bn_max_running_var));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
 static json_t *trial_json(const bnk_study_config *cfg, const bnk_trial *t) {
     const bnk_space *s = &cfg->space;
     json_t *o = json_object(), *params = json_object(), *curve = json_array();
@@ -167,6 +221,7 @@ static json_t *trial_json(const bnk_study_config *cfg, const bnk_trial *t) {
     for (int64_t k = 0; k < t->ncurve; k++)
         json_array_append_new(curve, real_or_null(cfg->maximize ? -t->curve[k] : t->curve[k]));
     json_object_set_new(o, "intermediate", curve);
+    json_object_set_new(o, "epochs", epochs_json(t));
     json_object_set_new(o, "worker", text_json(t->worker));
     json_object_set_new(o, "reason", t->reason[0] ? text_json(t->reason) : json_null());
     json_object_set_new(o, "started", t->started > 0 ? json_real(t->started) : json_null());

@@ -348,16 +348,24 @@ static void summary(bnk__buf *b, const bnk__report *r) {
                         "other (reasons in <i>Failures and diagnostics</i>).</li>",
                         (long long)nfail, nfail == 1 ? "" : "s", (long long)diverged,
                         (long long)died, (long long)(nfail - diverged - died));
+    const bnk__epoch_stats es = bnk__epoch_diagnostics(r);
     const curve_stats cs = curve_diagnostics(r);
-    bnk__buf_puts(b, "<li>Diagnostics: ");
-    if (cs.examined > 0)
-        bnk__buf_printf(b,
-                        "%lld of %lld complete trials lost ground after their best step "
-                        "(overfitting?) and %lld never improved after the first (vanishing "
-                        "gradients or too low a learning rate?). ",
-                        (long long)cs.declined, (long long)cs.examined, (long long)cs.flat);
-    bnk__buf_puts(b, "The trainer's own vanishing-gradient and overfitting flags and the train/"
-                     "validation gap are not stored in the study, so they are not shown.</li>");
+    if (es.with_diag > 0) {
+        bnk__epoch_summary(b, r, &es);
+    } else {
+        /* a study without the trainer's diagnostics (older bnkit, or `bnkit tell` without
+         * them): what the validation curves alone suggest */
+        bnk__buf_puts(b, "<li>Diagnostics: ");
+        if (cs.examined > 0)
+            bnk__buf_printf(b,
+                            "%lld of %lld complete trials lost ground after their best step "
+                            "(overfitting?) and %lld never improved after the first (vanishing "
+                            "gradients or too low a learning rate?). ",
+                            (long long)cs.declined, (long long)cs.examined, (long long)cs.flat);
+        bnk__buf_puts(b, "The trainer's own vanishing-gradient and overfitting flags and the "
+                         "train/validation gap are not stored in this study, so they are not "
+                         "shown.</li>");
+    }
     bnk__buf_puts(b, "</ul></section>\n");
 }
 
@@ -389,11 +397,17 @@ static void diagnostics(bnk__buf *b, const bnk__report *r) {
                                    "cannot tell which).</li>"
                                  : ".</li>");
     }
-    bnk__buf_puts(b, "<li><b>Not recorded in the study:</b> the training loss, the train/"
-                     "validation gap, gradient norms and the trainer's per-epoch "
-                     "<i>vanishing gradients</i> and <i>overfitting</i> flags; the study keeps "
-                     "the objective per step only. Run the best configuration with "
-                     "<code>bnkit train … --metrics FILE</code> to see them.</li>");
+    const bnk__epoch_stats es = bnk__epoch_diagnostics(r);
+    if (es.with_diag > 0)
+        bnk__epoch_section(b, r, &es);
+    else
+        bnk__buf_puts(b, "<li><b>Not recorded in the study:</b> the training loss, the train/"
+                         "validation gap, gradient norms and the trainer's per-epoch "
+                         "<i>vanishing gradients</i> and <i>overfitting</i> flags; this study "
+                         "keeps the objective per step only (trials told by <code>bnkit "
+                         "tell</code> without <code>--train-loss</code> …, or a study from an "
+                         "older bnkit). Run the best configuration with "
+                         "<code>bnkit train … --metrics FILE</code> to see them.</li>");
     bnk__buf_puts(b, "</ul>");
     /* failure reasons, grouped */
     if (r->count[BNK_TRIAL_FAILED] > 0) {

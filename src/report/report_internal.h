@@ -1,5 +1,6 @@
 /* Internals of the study report (not installed): a growable text buffer with HTML escaping,
- * SVG chart helpers (svg.c), the charts (charts.c) and atomic file output (report.c). */
+ * SVG chart helpers (svg.c), the charts (charts.c), the trainer's diagnostics (trainer_diag.c)
+ * and atomic file output (report.c). */
 #ifndef BNKIT_REPORT_INTERNAL_H
 #define BNKIT_REPORT_INTERNAL_H
 
@@ -132,5 +133,32 @@ void bnk__chart_importance(bnk__buf *b, const bnk__report *r);
 void bnk__chart_parallel(bnk__buf *b, const bnk__report *r);
 void bnk__chart_slice(bnk__buf *b, const bnk__report *r, int param);
 void bnk__chart_curves(bnk__buf *b, const bnk__report *r);
+
+/* ---- The trainer's per-epoch diagnostics (trainer_diag.c) ----------------------------------- */
+
+/* What the stored diagnostics (bnk_trial.epochs) say; lists hold the first 10 trials. */
+typedef struct bnk__epoch_stats {
+    int64_t with_diag; /* trials with at least one epoch of diagnostics           */
+    int64_t complete;  /* ... of which complete                                   */
+    int64_t overfit;   /* complete trials the trainer flagged as overfitting       */
+    int64_t overfit_list[10];
+    const bnk_trial_epoch *overfit_at[10]; /* the first flagged epoch               */
+    int64_t vanished; /* trials (any state) flagged with vanishing gradients      */
+    int64_t vanished_list[10];
+    const bnk_trial_epoch *vanished_at[10];
+    double best_gap, median_gap;       /* train - validation accuracy at the last epoch: the best
+                                          trial's, the median complete trial's (NaN: unknown) */
+    const bnk_trial_epoch *best_epoch; /* the best trial's epoch of best_gap, or NULL      */
+    double bn_lo, bn_hi;               /* BN running-variance range over the trials' last epochs */
+} bnk__epoch_stats;
+
+bnk__epoch_stats bnk__epoch_diagnostics(const bnk__report *r);
+
+/* The summary's <li> (call only when es->with_diag > 0). */
+void bnk__epoch_summary(bnk__buf *b, const bnk__report *r, const bnk__epoch_stats *es);
+
+/* The <li> items of the "Failures and diagnostics" card: flagged trials with the epoch, BN
+ * running-variance range, the best trial's table of epochs. */
+void bnk__epoch_section(bnk__buf *b, const bnk__report *r, const bnk__epoch_stats *es);
 
 #endif /* BNKIT_REPORT_INTERNAL_H */

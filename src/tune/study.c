@@ -273,7 +273,7 @@ static bnk_status ask_tx(bnk_study *s, void *vctx) {
 
     bnk_trial *hist;
     int64_t n, number = 0;
-    st = bnk__study_load_trials(s, -1, true, &hist, &n);
+    st = bnk__study_load_trials(s, -1, BNK__LOAD_CURVES, &hist, &n);
     if (st != BNK_OK) return st;
     for (int64_t k = 0; k < n; k++)
         if (hist[k].number >= number) number = hist[k].number + 1;
@@ -336,8 +336,31 @@ typedef struct update_ctx {
     bnk_trial_state state;
     double value, stale;
     const char *reason;
+    const bnk_trial_epoch *diag; /* report: the trainer's diagnostics, or NULL */
     int64_t changed;
 } update_ctx;
+
+bnk_trial_epoch bnk_trial_epoch_empty(void) {
+    bnk_trial_epoch e;
+    memset(&e, 0, sizeof e);
+    e.train_loss = e.train_accuracy = e.val_loss = e.val_accuracy = NAN;
+    e.min_grad_norm = e.bn_min_running_var = e.bn_max_running_var = NAN;
+    return e;
+}
+
+static bnk_status insert_epoch(bnk_study *s, int64_t id, int64_t step, const bnk_trial_epoch *e) {
+    char tensor[sizeof e->min_grad_tensor];
+    snprintf(tensor, sizeof tensor, "%.*s", (int)sizeof tensor - 1, e->min_grad_tensor);
+    return bnk__db_exec(s, NULL,
+                        "INSERT OR REPLACE INTO trial_epochs(trial_id, step, train_loss, "
+                        "train_accuracy, val_loss, val_accuracy, vanishing_gradients, "
+                        "overfitting, min_grad_norm, min_grad_tensor, bn_min_running_var, "
+                        "bn_max_running_var) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                        "?11, ?12)",
+                        "iiddddiidtdd", id, step, e->train_loss, e->train_accuracy, e->val_loss,
+                        e->val_accuracy, (int64_t)e->vanishing_gradients, (int64_t)e->overfitting,
+                        e->min_grad_norm, tensor, e->bn_min_running_var, e->bn_max_running_var);
+}
 
 static bnk_status report_tx(bnk_study *s, void *vctx) {
     update_ctx *c = vctx;
@@ -352,6 +375,7 @@ static bnk_status report_tx(bnk_study *s, void *vctx) {
                           "INSERT OR REPLACE INTO trial_values(trial_id, step, value) VALUES "
                           "(?1, ?2, ?3)",
                           "iid", c->id, c->step, c->value);
+    if (st == BNK_OK && c->diag) st = insert_epoch(s, c->id, c->step, c->diag);
     return st;
 }
 
@@ -365,7 +389,7 @@ static bnk_status prune_tx(bnk_study *s, void *vctx) {
     bnk_trial *hist;
     int64_t n, k = 0;
     c->prune = false;
-    bnk_status st = bnk__study_load_trials(s, -1, true, &hist, &n);
+    bnk_status st = bnk__study_load_trials(s, -1, BNK__LOAD_CURVES, &hist, &n);
     if (st != BNK_OK) return st;
     while (k < n && hist[k].id != c->id) k++;
     if (k < n) {
@@ -380,12 +404,17 @@ static bnk_status prune_tx(bnk_study *s, void *vctx) {
 }
 
 bnk_status bnk_study_report(bnk_study *s, int64_t id, int64_t step, double value, bool *prune) {
+    return bnk_study_report_ex(s, id, step, value, NULL, prune);
+}
+
+bnk_status bnk_study_report_ex(bnk_study *s, int64_t id, int64_t step, double value,
+                               const bnk_trial_epoch *diag, bool *prune) {
     if (prune) *prune = false;
     if (!s) return bnk__fail(BNK_ERR_NULL, "bnk_study_report: NULL study");
     if (step < 1 || step > BNK__STUDY_MAX_STEP)
         return bnk__fail(BNK_ERR_PARAM, "%s: step must be in [1, %lld], got %lld", s->path,
                          (long long)BNK__STUDY_MAX_STEP, (long long)step);
-    update_ctx c = {.id = id, .step = step, .value = value};
+    update_ctx c = {.id = id, .step = step, .value = value, .diag = diag};
     bnk_status st = bnk__study_tx(s, BNK__TX_WRITE, report_tx, &c);
     if (st != BNK_OK || !prune || s->cfg.pruner.kind == BNK_PRUNER_NONE) return st;
     /* The pruner reads a snapshot after the write commits, so it never holds the write lock. */
@@ -496,7 +525,8 @@ static bnk_status trials_tx(bnk_study *s, void *vctx) {
     bnk_trials_free(c->trials, c->count); /* a retried transaction starts over */
     c->trials = NULL;
     c->count = 0;
-    return bnk__study_load_trials(s, -1, true, &c->trials, &c->count);
+    return bnk__study_load_trials(s, -1, BNK__LOAD_CURVES | BNK__LOAD_EPOCHS, &c->trials,
+                                  &c->count);
 }
 
 bnk_status bnk_study_trials(bnk_study *s, bnk_trial **trials, int64_t *count) {
@@ -531,7 +561,7 @@ static bnk_status best_tx(bnk_study *s, void *vctx) {
     if (st != BNK_OK || id < 0) return st;
     bnk_trial *t;
     int64_t n;
-    st = bnk__study_load_trials(s, id, false, &t, &n);
+    st = bnk__study_load_trials(s, id, 0, &t, &n);
     if (st == BNK_OK && n == 1) {
         c->best = t[0];
         c->found = true;
@@ -556,6 +586,8 @@ bnk_status bnk_study_best(bnk_study *s, bnk_trial *best, bool *found) {
     }
     c.best.curve = NULL; /* never loaded: the caller frees nothing */
     c.best.ncurve = 0;
+    c.best.epochs = NULL;
+    c.best.nepochs = 0;
     *best = c.best;
     *found = c.found;
     return BNK_OK;

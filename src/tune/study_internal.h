@@ -18,9 +18,10 @@
 
 #include "bnkit/tune.h"
 
-/* Version of the schema written by study_schema.c. Files with a larger number are refused. */
+/* Version of the schema written by study_schema.c. Files with a larger number are refused;
+ * older ones are upgraded in place when opened (study_schema.c). */
 #define BNK__STUDY_APP            "bnkit-study"
-#define BNK__STUDY_SCHEMA_VERSION 1
+#define BNK__STUDY_SCHEMA_VERSION 2
 
 /* Each attempt to take a lock waits up to BUSY_TIMEOUT_MS in the busy handler (study_db.c);
  * bnk__study_tx retries whole transactions until TX_DEADLINE_S has passed. Samplers run inside
@@ -94,10 +95,16 @@ bnk_status bnk__study_tx(bnk_study *s, bnk__tx_kind kind, bnk__tx_fn fn, void *c
 
 /* ---- study_load.c ------------------------------------------------------------------------- */
 
-/* Every trial of the study (only_id >= 0: just that one), in number order, with points and,
- * when `curves`, curves (losses; NaN for steps not reported). Runs inside a transaction of the
- * caller. *trials is NULL when there are none; free with bnk_trials_free. */
-bnk_status bnk__study_load_trials(bnk_study *s, int64_t only_id, bool curves, bnk_trial **trials,
+/* What bnk__study_load_trials reads besides the trials and their points. */
+enum {
+    BNK__LOAD_CURVES = 1, /* curves (losses; NaN for steps not reported)       */
+    BNK__LOAD_EPOCHS = 2  /* the trainer's per-epoch diagnostics (trial_epochs) */
+};
+
+/* Every trial of the study (only_id >= 0: just that one), in number order, with points and
+ * what `load` asks for (BNK__LOAD_* bits). Runs inside a transaction of the caller. *trials is
+ * NULL when there are none; free with bnk_trials_free. */
+bnk_status bnk__study_load_trials(bnk_study *s, int64_t only_id, int load, bnk_trial **trials,
                                   int64_t *count);
 
 /* ---- study_schema.c ----------------------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* Loading trials: the rows of trials, trial_params and trial_values of one study into
- * bnk_trial arrays (points, curves as losses), with one query per table. */
+ * bnk_trial arrays (points, curves as losses, the trainer's per-epoch diagnostics), with one query
+ * per table. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,10 @@
 
 void bnk_trials_free(bnk_trial *trials, int64_t count) {
     if (!trials) return;
-    for (int64_t k = 0; k < count; k++) free(trials[k].curve);
+    for (int64_t k = 0; k < count; k++) {
+        free(trials[k].curve);
+        free(trials[k].epochs);
+    }
     free(trials);
 }
 
@@ -42,9 +46,67 @@ static int64_t find_slot(const id_slot *slots, const bnk_trial *trials, int64_t 
     return hit ? (*hint = hit->k) : -1;
 }
 
-/* Fills the params (and the curves, when wanted) of trials[0..n) from one query each. */
-static bnk_status load_details(bnk_study *s, int64_t only_id, bool curves, bnk_trial *trials,
+/* Fills the trainer's per-epoch diagnostics of trials[0..n) from one query, in number then
+ * step order (the primary key's), each array growing by doubling. */
+static bnk_status load_epochs(bnk_study *s, int64_t only_id, const id_slot *slots,
+                              bnk_trial *trials, int64_t n) {
+    sqlite3_stmt *stmt;
+    bool row = true;
+    int64_t hint = 0, cur = -1, cap = 0;
+    bnk_status st = bnk__db_prepare(
+        s, &stmt,
+        "SELECT e.trial_id, e.step, e.train_loss, e.train_accuracy, e.val_loss, e.val_accuracy, "
+        "e.vanishing_gradients, e.overfitting, e.min_grad_norm, e.min_grad_tensor, "
+        "e.bn_min_running_var, e.bn_max_running_var FROM trials t JOIN trial_epochs e ON "
+        "e.trial_id = t.id WHERE t.study_id = ?1 AND (?2 < 0 OR t.id = ?2) ORDER BY t.number, "
+        "e.step",
+        "ii", s->sid, only_id);
+    while (st == BNK_OK) {
+        st = bnk__db_step(s, stmt, &row);
+        if (st != BNK_OK || !row) break;
+        const int64_t k = find_slot(slots, trials, n, sqlite3_column_int64(stmt, 0), &hint);
+        const int64_t step = sqlite3_column_int64(stmt, 1);
+        if (k < 0 || step < 1 || step > BNK__STUDY_MAX_STEP) {
+            st = bnk__fail(BNK_ERR_FORMAT, "%s: stored diagnostics (step %lld) are bad", s->path,
+                           (long long)step);
+            break;
+        }
+        bnk_trial *t = &trials[k];
+        if (k != cur) {
+            cur = k;
+            cap = t->nepochs;
+        }
+        if (t->nepochs == cap) {
+            const int64_t ncap = cap > 0 ? 2 * cap : 8;
+            bnk_trial_epoch *grown = realloc(t->epochs, (size_t)ncap * sizeof *grown);
+            if (!grown) {
+                st = bnk__fail(BNK_ERR_NOMEM, "%s: out of memory loading diagnostics", s->path);
+                break;
+            }
+            t->epochs = grown;
+            cap = ncap;
+        }
+        bnk_trial_epoch *e = &t->epochs[t->nepochs++];
+        e->step = step;
+        e->train_loss = bnk__db_double(stmt, 2);
+        e->train_accuracy = bnk__db_double(stmt, 3);
+        e->val_loss = bnk__db_double(stmt, 4);
+        e->val_accuracy = bnk__db_double(stmt, 5);
+        e->vanishing_gradients = sqlite3_column_int64(stmt, 6) != 0;
+        e->overfitting = sqlite3_column_int64(stmt, 7) != 0;
+        e->min_grad_norm = bnk__db_double(stmt, 8);
+        bnk__db_text(stmt, 9, e->min_grad_tensor, sizeof e->min_grad_tensor);
+        e->bn_min_running_var = bnk__db_double(stmt, 10);
+        e->bn_max_running_var = bnk__db_double(stmt, 11);
+    }
+    return bnk__db_finalize(s, stmt, st);
+}
+
+/* Fills the params (and the curves and diagnostics, as `load` asks) of trials[0..n) from one
+ * query each. */
+static bnk_status load_details(bnk_study *s, int64_t only_id, int load, bnk_trial *trials,
                                int64_t n) {
+    const bool curves = load & BNK__LOAD_CURVES;
     id_slot *slots = malloc((size_t)(n ? n : 1) * sizeof *slots);
     if (!slots) return bnk__fail(BNK_ERR_NOMEM, "%s: out of memory loading trials", s->path);
     for (int64_t k = 0; k < n; k++) slots[k] = (id_slot){trials[k].id, k};
@@ -115,11 +177,12 @@ static bnk_status load_details(bnk_study *s, int64_t only_id, bool curves, bnk_t
         t->curve[step - 1] = s->cfg.maximize ? -v : v;
     }
     if (curves) st = bnk__db_finalize(s, stmt, st);
+    if (st == BNK_OK && (load & BNK__LOAD_EPOCHS)) st = load_epochs(s, only_id, slots, trials, n);
     free(slots);
     return st;
 }
 
-bnk_status bnk__study_load_trials(bnk_study *s, int64_t only_id, bool curves, bnk_trial **trials,
+bnk_status bnk__study_load_trials(bnk_study *s, int64_t only_id, int load, bnk_trial **trials,
                                   int64_t *count) {
     *trials = NULL;
     *count = 0;
@@ -165,7 +228,7 @@ bnk_status bnk__study_load_trials(bnk_study *s, int64_t only_id, bool curves, bn
     st = bnk__db_finalize(s, stmt, st);
     if (st == BNK_OK && got != n)
         st = bnk__fail(BNK_ERR_FORMAT, "%s: trials changed while being read", s->path);
-    if (st == BNK_OK) st = load_details(s, only_id, curves, t, n);
+    if (st == BNK_OK) st = load_details(s, only_id, load, t, n);
     if (st != BNK_OK) {
         bnk_trials_free(t, n);
         return st;

@@ -1,8 +1,8 @@
 /* The study file format: which files are ours, the schema, and the stored configuration.
  *
- * Schema version 1 (every time is a Unix time in seconds, a REAL; NULL where not set):
+ * Schema version 2 (every time is a Unix time in seconds, a REAL; NULL where not set):
  *
- *   meta(key PRIMARY KEY, value)            app = 'bnkit-study', schema_version = '1'
+ *   meta(key PRIMARY KEY, value)            app = 'bnkit-study', schema_version = '2'
  *   studies(id, name UNIQUE, objective, maximize, space_json, sampler_json, pruner_json,
  *           train_args, created)
  *   trials(id, study_id, number, state, value, loss, worker, reason, started, finished,
@@ -11,7 +11,16 @@
  *       -value when maximising (NULL for NaN); the UNIQUE index also serves every per-study query
  *   trial_params(trial_id, param_index, value)   value NULL when the parameter is inactive
  *   trial_values(trial_id, step, value)          intermediate objective values, as given
+ *   trial_epochs(trial_id, step, train_loss, train_accuracy, val_loss, val_accuracy,
+ *                vanishing_gradients, overfitting, min_grad_norm, min_grad_tensor,
+ *                bn_min_running_var, bn_max_running_var)
+ *       the trainer's diagnostics of a step (bnk_trial_epoch; NULL for NaN), written with the
+ *       step's value by bnk_study_report_ex
  *
+ * Version 1 lacked trial_epochs. Opening a version-1 file upgrades it in place, inside the
+ * write transaction that attaches the study: the table is created and schema_version set to 2.
+ * Nothing else changes, so a running version-1 worker keeps working on the file until it
+ * reopens it (it would then refuse the newer version).
  * A file is ours only when its meta table says app = 'bnkit-study'; anything else is refused
  * before a single byte is written (the checks use a read-only connection). */
 #include <errno.h>
@@ -63,11 +72,29 @@ static const char *const schema_sql =
     " value REAL,"
     " PRIMARY KEY (trial_id, step)) WITHOUT ROWID;";
 
+/* What version 2 added to version 1; part of the schema of a new file too. */
+static const char *const schema_v2_sql =
+    "CREATE TABLE trial_epochs("
+    " trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,"
+    " step INTEGER NOT NULL CHECK (step >= 1),"
+    " train_loss REAL,"
+    " train_accuracy REAL,"
+    " val_loss REAL,"
+    " val_accuracy REAL,"
+    " vanishing_gradients INTEGER NOT NULL CHECK (vanishing_gradients IN (0, 1)),"
+    " overfitting INTEGER NOT NULL CHECK (overfitting IN (0, 1)),"
+    " min_grad_norm REAL,"
+    " min_grad_tensor TEXT NOT NULL DEFAULT '',"
+    " bn_min_running_var REAL,"
+    " bn_max_running_var REAL,"
+    " PRIMARY KEY (trial_id, step)) WITHOUT ROWID;";
+
 /* ---- Is this file ours? ------------------------------------------------------------------- */
 
 typedef struct inspection {
-    bool fresh;  /* no schema objects at all: ours to fill                     */
-    bool judged; /* a BNK_ERR_FORMAT came from the checks, not from SQLite     */
+    bool fresh;      /* no schema objects at all: ours to fill                     */
+    int64_t version; /* the file's schema version (0 when fresh)                   */
+    bool judged;     /* a BNK_ERR_FORMAT came from the checks, not from SQLite     */
 } inspection;
 
 static bnk_status refuse(const bnk_study *s, inspection *in, const char *why) {
@@ -130,7 +157,23 @@ static bnk_status inspect(bnk_study *s, void *ctx) {
                          "reads up to %d); left untouched",
                          s->path, (long long)version, BNK__STUDY_SCHEMA_VERSION);
     in->judged = false;
+    in->version = version;
     return BNK_OK;
+}
+
+/* Upgrades an older file in place (inside the attach transaction). */
+static bnk_status migrate(bnk_study *s, int64_t version) {
+    bnk_status st = BNK_OK;
+    if (version < 2) {
+        const int rc = sqlite3_exec(s->db, schema_v2_sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) return bnk__db_fail(s, rc, "upgrading the schema to version 2");
+        version = 2;
+    }
+    char text[16];
+    snprintf(text, sizeof text, "%lld", (long long)version);
+    st =
+        bnk__db_exec(s, NULL, "UPDATE meta SET value = ?1 WHERE key = 'schema_version'", "t", text);
+    return st;
 }
 
 bnk_status bnk__study_precheck(bnk_study *s, bool *fresh) {
@@ -452,7 +495,8 @@ bnk_status bnk__study_attach(bnk_study *s, const bnk_study_config *cfg, const ch
     if (fresh && !cfg)
         return bnk__fail(BNK_ERR_IO, "%s: no study in this file (an empty file)", s->path);
     if (fresh) {
-        const int rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+        int rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, schema_v2_sql, NULL, NULL, NULL);
         if (rc != SQLITE_OK) return bnk__db_fail(s, rc, "creating the schema");
         char version[16];
         snprintf(version, sizeof version, "%d", BNK__STUDY_SCHEMA_VERSION);
@@ -460,6 +504,9 @@ bnk_status bnk__study_attach(bnk_study *s, const bnk_study_config *cfg, const ch
                           "INSERT INTO meta(key, value) VALUES ('app', ?1), ('schema_version', "
                           "?2)",
                           "tt", BNK__STUDY_APP, version);
+        if (st != BNK_OK) return st;
+    } else if (in.version < BNK__STUDY_SCHEMA_VERSION) {
+        st = migrate(s, in.version);
         if (st != BNK_OK) return st;
     }
     bool found;
