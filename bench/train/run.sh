@@ -20,7 +20,7 @@ for m in mlp cnn; do
         if [ $m = mlp ]; then spec="dense:128,relu,bn,dense:10"; e=$EM; else spec=$cnn; e=$EC; fi
         b=$("$BNKIT" train --model "$spec" --epochs "$e" --threads "$t" --val-size 0 --print-every 0 \
             --bn-momentum 0.9 --bn-eps 1e-3 --json 2>/dev/null | field samples_per_sec)
-        p=$(OMP_NUM_THREADS=$t /usr/bin/python3 "$here/torch_train.py" --model $m --epochs "$e" \
+        p=$(OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t MKL_NUM_THREADS=$t /usr/bin/python3 "$here/torch_train.py" --model $m --epochs "$e" \
             --threads "$t" | field samples_per_sec)
         r=$(awk -v b="$b" -v p="$p" 'BEGIN { printf "%.2f", b / p }')
         printf '| %s | %s | %.0f | %.0f | %s |\n' "$m" "$t" "$b" "$p" "$r"
