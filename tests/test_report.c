@@ -413,6 +413,7 @@ static void test_report_trainer_diagnostics(void **state) {
     BNK_TEST_OK(bnk_report_write_html(html, cfg, trials, n, NULL));
     BNK_TEST_OK(bnk_report_write_csv(csv, cfg, trials, n));
     BNK_TEST_OK(bnk_report_write_json(js, cfg, trials, n));
+    const int nparams = cfg->space.n; /* cfg belongs to the study, closed next */
     bnk_trials_free(trials, n);
     bnk_study_close(s);
 
@@ -441,7 +442,7 @@ static void test_report_trainer_diagnostics(void **state) {
     char *text = bnk_test_read_file(csv, NULL);
     int fields;
     assert_int_equal(csv_records(text, &fields), n + 1);
-    assert_int_equal(fields, 4 + cfg->space.n + 1 + 7 + 13);
+    assert_int_equal(fields, 4 + nparams + 1 + 7 + 13);
     assert_non_null(strstr(text, ",seconds,diag_epoch,train_loss,train_accuracy,val_loss,"));
     assert_non_null(strstr(text, ",6,0.16666666666666666,")); /* epoch 6: 1/6 */
     assert_non_null(strstr(text, ",1,0,1.0000000000000001e-09,0.dense.weight,0.5,9,0,4\r\n"));

@@ -163,17 +163,15 @@ static bnk_status inspect(bnk_study *s, void *ctx) {
 
 /* Upgrades an older file in place (inside the attach transaction). */
 static bnk_status migrate(bnk_study *s, int64_t version) {
-    bnk_status st = BNK_OK;
     if (version < 2) {
         const int rc = sqlite3_exec(s->db, schema_v2_sql, NULL, NULL, NULL);
         if (rc != SQLITE_OK) return bnk__db_fail(s, rc, "upgrading the schema to version 2");
         version = 2;
     }
-    char text[16];
+    char text[24]; /* any int64 */
     snprintf(text, sizeof text, "%lld", (long long)version);
-    st =
-        bnk__db_exec(s, NULL, "UPDATE meta SET value = ?1 WHERE key = 'schema_version'", "t", text);
-    return st;
+    return bnk__db_exec(s, NULL, "UPDATE meta SET value = ?1 WHERE key = 'schema_version'", "t",
+                        text);
 }
 
 bnk_status bnk__study_precheck(bnk_study *s, bool *fresh) {
