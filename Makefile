@@ -14,7 +14,7 @@ JOBS  := $(shell nproc 2>/dev/null || echo 2)
 RUN_DIR := runs/default
 
 run: _build
-	sh scripts/main-job.sh ./$(BUILD)/bnkit $(RUN_DIR) 80
+	sh scripts/main-job.sh ./$(BUILD)/bnkit $(RUN_DIR) 200
 
 test: _build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

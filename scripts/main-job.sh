@@ -4,12 +4,12 @@
 # built-in BN space with the GP sampler, median pruning and 2 worker processes, then its HTML
 # report. Re-running resumes the study (same file, same settings) instead of starting over.
 # Usage: scripts/main-job.sh BNKIT RUN_DIR [TRIALS] [extra bnkit train options...]
-#   TRIALS defaults to 80; extra training options (e.g. --train-size 1000 for a quick check)
+#   TRIALS defaults to 200; extra training options (e.g. --train-size 1000 for a quick check)
 #   follow the fixed ones, so they win.
 set -eu
 BNKIT=$1
 DIR=$2
-TRIALS=${3:-80}
+TRIALS=${3:-200}
 [ $# -ge 3 ] && shift 3 || shift $#
 mkdir -p "$DIR"
 "$BNKIT" tune --study "$DIR/study.db" --sampler gp --pruner median --workers 2 --trials "$TRIALS" \
