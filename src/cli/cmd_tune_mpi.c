@@ -247,19 +247,6 @@ typedef struct child_ctx {
     int64_t id;
 } child_ctx;
 
-/* Bytes read (n unless EOF or an error came first). */
-static size_t read_full(int fd, void *buf, size_t n) {
-    char *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t k = read(fd, p + got, n - got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        got += (size_t)k;
-    }
-    return got;
-}
-
 static bool child_report(void *user, int64_t epoch, double value, const bnk_trial_epoch *diag) {
     const child_ctx *c = user;
     tune_msg m;
@@ -271,7 +258,7 @@ static bool child_report(void *user, int64_t epoch, double value, const bnk_tria
         m.diag = *diag;
     }
     unsigned char answer = ANSWER_STOP;
-    if (bnk__write_all(c->up, &m, sizeof m) != 0 || read_full(c->down, &answer, 1) != 1)
+    if (bnk__write_all(c->up, &m, sizeof m) != 0 || bnk__read_full(c->down, &answer, 1) != 1)
         _exit(BNK_CLI_FAIL); /* the parent is gone */
     return answer != ANSWER_GO_ON;
 }
@@ -357,7 +344,8 @@ static bnk_status run_trial(tuner *t, int64_t id, const bnk_point *x) {
         }
         if (n > 0) {
             tune_msg m;
-            if (read_full(up[0], &m, sizeof m) != sizeof m) break; /* EOF: the child ended */
+            if (bnk__read_full(up[0], &m, sizeof m) != (ssize_t)sizeof m)
+                break; /* EOF: the child ended */
             if (m.kind == MSG_REPORT) {
                 int answer = ANSWER_STOP;
                 st = do_report(t, &m, &answer);

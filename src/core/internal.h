@@ -3,6 +3,7 @@
 #define BNKIT_CORE_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "bnkit/status.h"
 
@@ -37,5 +38,10 @@ int bnk__open_temp(char *tmp, size_t base_len);
  * (EINTR). Returns 0, or the errno value of the write that failed (EIO if write() returned 0, so
  * a descriptor that accepts nothing cannot loop forever); the file offset is then unspecified. */
 int bnk__write_all(int fd, const void *data, size_t n);
+
+/* Reads n bytes from fd into data, retrying short reads and reads interrupted by a signal
+ * (EINTR). Returns the number of bytes read, less than n only at end of file, or -1 with errno
+ * set when a read fails. */
+ssize_t bnk__read_full(int fd, void *data, size_t n);
 
 #endif /* BNKIT_CORE_INTERNAL_H */

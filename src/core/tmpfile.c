@@ -44,3 +44,18 @@ int bnk__write_all(int fd, const void *data, size_t n) {
     }
     return 0;
 }
+
+ssize_t bnk__read_full(int fd, void *data, size_t n) {
+    unsigned char *p = data;
+    size_t got = 0;
+    while (got < n) {
+        const ssize_t r = read(fd, p + got, n - got);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) break; /* end of file */
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}

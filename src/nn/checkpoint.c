@@ -44,22 +44,6 @@ static bnk_status fail_in(bnk_status st, const char *path) {
     return bnk__fail(st, "%s: %s", path, msg);
 }
 
-/* Reads exactly n bytes; returns n, fewer at end of file, or -1 with errno set. */
-static ssize_t read_full(int fd, void *data, size_t n) {
-    unsigned char *p = data;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, p + got, n - got);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
-}
-
 /* ---- Saving -------------------------------------------------------------------------------- */
 
 /* prefix + header, then data[i] (desc->tensors[i].count floats each), to path atomically. */
@@ -278,7 +262,7 @@ static bnk_status load_model(int fd, bnk__ckpt_desc *d, int64_t max_batch, bnk_m
     /* The tiling check guarantees file order = sorted order, back to back. */
     for (int i = 0; st == BNK_OK && i < d->ntensors; i++) {
         const size_t bytes = d->tensors[i].count * sizeof(float);
-        ssize_t got = read_full(fd, dests[i], bytes);
+        ssize_t got = bnk__read_full(fd, dests[i], bytes);
         if (got < 0)
             st = bnk__fail(BNK_ERR_IO, "read error: %s", strerror(errno));
         else if ((size_t)got != bytes)
@@ -316,7 +300,7 @@ bnk_status bnk_checkpoint_load(bnk_model **out, const char *path, int64_t max_ba
         st = bnk__fail(BNK_ERR_IO, "cannot stat: %s", strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
         st = bnk__fail(BNK_ERR_IO, "not a regular file");
-    } else if ((got = read_full(fd, prefix, sizeof prefix)) < 0) {
+    } else if ((got = bnk__read_full(fd, prefix, sizeof prefix)) < 0) {
         st = bnk__fail(BNK_ERR_IO, "read error: %s", strerror(errno));
     } else {
         const uint64_t size = (uint64_t)got < sizeof prefix ? (uint64_t)got : (uint64_t)sb.st_size;
@@ -324,7 +308,7 @@ bnk_status bnk_checkpoint_load(bnk_model **out, const char *path, int64_t max_ba
         if (st == BNK_OK && !(header = malloc((size_t)hlen)))
             st = bnk__fail(BNK_ERR_NOMEM, "cannot allocate %" PRIu64 " bytes for the header", hlen);
         if (st == BNK_OK) {
-            got = read_full(fd, header, (size_t)hlen);
+            got = bnk__read_full(fd, header, (size_t)hlen);
             if (got < 0)
                 st = bnk__fail(BNK_ERR_IO, "read error: %s", strerror(errno));
             else if ((uint64_t)got != hlen)
@@ -335,7 +319,7 @@ bnk_status bnk_checkpoint_load(bnk_model **out, const char *path, int64_t max_ba
         if (st == BNK_OK) {
             /* the file must end where the data section ends (it may have grown since fstat) */
             unsigned char extra;
-            if (read_full(fd, &extra, 1) != 0)
+            if (bnk__read_full(fd, &extra, 1) != 0)
                 st = bnk__fail(BNK_ERR_FORMAT, "bytes after the data section");
         }
     }
