@@ -28,8 +28,9 @@ grep -q "pt " "$dir/out" || fail "momentum not shown in PyTorch's convention"
 "$BNKIT" trials --study "$dir/s.db" --json >"$dir/t.json" || fail "trials --json failed"
 [ $(($(count complete "$dir/t.json") + $(count pruned "$dir/t.json") + $(count failed "$dir/t.json"))) -eq 6 ] ||
     fail "want 6 finished trials: $(cat "$dir/t.json")"
-for key in '"id":' '"state":' '"params":' '"value":' '"bn.momentum_pytorch":'; do
-    grep -q "$key" "$dir/t.json" || fail "trials --json lacks $key"
+for key in '"id":' '"state":' '"params":' '"value":' '"bn.momentum_pytorch":' '"epochs":[{"step":1,' \
+    '"min_grad_norm":'; do
+    grep -qF "$key" "$dir/t.json" || fail "trials --json lacks $key"
 done
 "$BNKIT" tune --study "$dir/s.db" --trials 9 --sampler random --seed 3 $space -- $train \
     >"$dir/out" 2>"$dir/err" || fail "resume failed: $(cat "$dir/err")"

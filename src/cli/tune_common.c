@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli/tune_common.h"
+#include "report/report_internal.h"
 
 enum { MAX_PARAMS = BNK_SPACE_MAX_PARAMS, MAX_ARGV = 256 };
 
@@ -319,6 +320,7 @@ static json_t *trial_json(const bnk_study_config *cfg, const bnk_trial *t) {
     json_object_set_new(o, "intermediate", curve);
     json_object_set_new(o, "worker", json_string(t->worker));
     json_object_set_new(o, "reason", t->reason[0] ? json_string(t->reason) : json_null());
+    json_object_set_new(o, "epochs", bnk__report_epochs_json(t)); /* the trainer's diagnostics */
     return o;
 }
 

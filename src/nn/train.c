@@ -459,7 +459,7 @@ bnk_status bnk_train_run(const bnk_train_config *cfg, bnk_epoch_fn on_epoch, voi
                     break;
                 }
             }
-            if (step % 10 == 0) {
+            if (step % 10 == 0 || batches == 0) { /* every 10th step, and every epoch's first */
                 accumulate_grad_norms(&r, grad_sq);
                 grad_samples++;
             }

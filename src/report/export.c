@@ -175,8 +175,7 @@ static json_t *space_json(const bnk_space *s) {
     return arr;
 }
 
-/* The trainer's diagnostics of every reported epoch. */
-static json_t *epochs_json(const bnk_trial *t) {
+json_t *bnk__report_epochs_json(const bnk_trial *t) {
     json_t *arr = json_array();
     for (int64_t j = 0; j < t->nepochs; j++) {
         const bnk_trial_epoch *e = &t->epochs[j];
@@ -221,7 +220,7 @@ static json_t *trial_json(const bnk_study_config *cfg, const bnk_trial *t) {
     for (int64_t k = 0; k < t->ncurve; k++)
         json_array_append_new(curve, real_or_null(cfg->maximize ? -t->curve[k] : t->curve[k]));
     json_object_set_new(o, "intermediate", curve);
-    json_object_set_new(o, "epochs", epochs_json(t));
+    json_object_set_new(o, "epochs", bnk__report_epochs_json(t));
     json_object_set_new(o, "worker", text_json(t->worker));
     json_object_set_new(o, "reason", t->reason[0] ? text_json(t->reason) : json_null());
     json_object_set_new(o, "started", t->started > 0 ? json_real(t->started) : json_null());

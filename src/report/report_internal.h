@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "bnkit/report.h"
 #include "core/internal.h"
 
@@ -160,5 +162,10 @@ void bnk__epoch_summary(bnk__buf *b, const bnk__report *r, const bnk__epoch_stat
 /* The <li> items of the "Failures and diagnostics" card: flagged trials with the epoch, BN
  * running-variance range, the best trial's table of epochs. */
 void bnk__epoch_section(bnk__buf *b, const bnk__report *r, const bnk__epoch_stats *es);
+
+/* The trainer's per-epoch diagnostics of trial t as a JSON array of objects (step, losses,
+ * accuracies, the two flags, the smallest gradient norm and its tensor, the BN running-variance
+ * range; NaN as null): what `bnkit report --json` writes per trial, and `bnkit trials --json`. */
+json_t *bnk__report_epochs_json(const bnk_trial *t);
 
 #endif /* BNKIT_REPORT_INTERNAL_H */
