@@ -225,6 +225,19 @@ int bnk__cli_parse_pair(const char *ctx, const char *opt, const char *s, double 
     return BNK_CLI_OK;
 }
 
+bool bnk__cli_parse_or_help(int *rc, const char *ctx, int argc, char **argv, bnk_cli_optgroup *g,
+                            const char *usage, ...) {
+    *rc = bnk__cli_parse(ctx, argc, argv, g, 1, NULL, 0, NULL);
+    if (*rc != BNK_CLI_OK) return true;
+    if (!bnk__cli_value(g, "help")) return false;
+    va_list ap;
+    va_start(ap, usage);
+    vprintf(usage, ap);
+    va_end(ap);
+    bnk__cli_print_opts(stdout, g);
+    return true;
+}
+
 /* ---- BN hyperparameters --------------------------------------------------------------------- */
 
 const bnk_cli_opt bnk__cli_bn_opts[BNK_CLI_BN_NOPTS] = {

@@ -93,6 +93,12 @@ int bnk__cli_collect(int argc, char **argv, const char *name, const char **out, 
 /* Prints the options of a group for --help, one per line, to f. */
 void bnk__cli_print_opts(FILE *f, const bnk_cli_optgroup *group);
 
+/* The usual start of a command with one option group: parses argv into g; on a usage error
+ * (already reported) or --help (usage, a printf format with its arguments, then the options,
+ * printed on stdout) returns true with the exit status in *rc; false when the command goes on. */
+bool bnk__cli_parse_or_help(int *rc, const char *ctx, int argc, char **argv, bnk_cli_optgroup *g,
+                            const char *usage, ...) BNK__PRINTF(6, 7);
+
 /* Number parsers: the whole string must be consumed (strtod/strtoll with an end-pointer check,
  * no leading blanks, no overflow). On error they print "bnkit: <ctx>: <opt>: ..." and return
  * BNK_CLI_USAGE, else BNK_CLI_OK. opt is the option as the user wrote it ("--eps"). Values are

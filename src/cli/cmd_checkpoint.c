@@ -159,17 +159,15 @@ int bnk__cmd_eval(int argc, char **argv) {
     static const char *const CTX = "eval";
     const char *vals[N_EVAL_OPTS];
     bnk_cli_optgroup group = {"", eval_opts, N_EVAL_OPTS, vals};
-    int rc = bnk__cli_parse(CTX, argc, argv, &group, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&group, "help")) {
-        printf("usage: bnkit eval --checkpoint FILE [--data SPEC] [--split test|train] "
-               "[--batch N] [--json]\n\n"
-               "Mean cross-entropy loss and accuracy of a checkpoint (bnkit train --save, bnkit\n"
-               "export) in inference mode, with the input scaling recorded in it.\n\n"
-               "options:\n");
-        bnk__cli_print_opts(stdout, &group);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (bnk__cli_parse_or_help(
+            &rc, CTX, argc, argv, &group,
+            "usage: bnkit eval --checkpoint FILE [--data SPEC] [--split test|train] "
+            "[--batch N] [--json]\n\n"
+            "Mean cross-entropy loss and accuracy of a checkpoint (bnkit train --save, bnkit\n"
+            "export) in inference mode, with the input scaling recorded in it.\n\n"
+            "options:\n"))
+        return rc;
     const char *path = bnk__cli_value(&group, "checkpoint"), *v;
     if (!path) {
         bnk__cli_error(CTX, "--checkpoint FILE is required");
@@ -264,20 +262,18 @@ int bnk__cmd_export(int argc, char **argv) {
     static const char *const CTX = "export";
     const char *vals[N_EXPORT_OPTS];
     bnk_cli_optgroup group = {"", export_opts, N_EXPORT_OPTS, vals};
-    int rc = bnk__cli_parse(CTX, argc, argv, &group, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&group, "help")) {
-        printf("usage: bnkit export --checkpoint IN --out OUT --fold-bn\n\n"
-               "Writes an inference checkpoint in which every BN layer is folded into the dense\n"
-               "or conv layer before it (W' = a*W, b' = a*b + c per output channel) or, when\n"
-               "none is there (dense,relu,bn,dense), into the dense layer or unpadded conv after\n"
-               "it (W' = W*a per input channel, b' = b + W*c), with a = gamma/sqrt(var + eps)\n"
-               "and c = beta - a*mean from the running statistics. The result has no BN layers\n"
-               "and the same outputs in inference up to float rounding.\n\n"
-               "options:\n");
-        bnk__cli_print_opts(stdout, &group);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (bnk__cli_parse_or_help(
+            &rc, CTX, argc, argv, &group,
+            "usage: bnkit export --checkpoint IN --out OUT --fold-bn\n\n"
+            "Writes an inference checkpoint in which every BN layer is folded into the dense\n"
+            "or conv layer before it (W' = a*W, b' = a*b + c per output channel) or, when\n"
+            "none is there (dense,relu,bn,dense), into the dense layer or unpadded conv after\n"
+            "it (W' = W*a per input channel, b' = b + W*c), with a = gamma/sqrt(var + eps)\n"
+            "and c = beta - a*mean from the running statistics. The result has no BN layers\n"
+            "and the same outputs in inference up to float rounding.\n\n"
+            "options:\n"))
+        return rc;
     const char *in = bnk__cli_value(&group, "checkpoint"), *out = bnk__cli_value(&group, "out");
     if (!in || !out) {
         bnk__cli_error(CTX, "--checkpoint IN and --out OUT are required");

@@ -157,15 +157,13 @@ fail:
 int bnk__cmd_demo(int argc, char **argv) {
     const char *vals[N_DEMO_OPTS];
     bnk_cli_optgroup group = {"", demo_opts, N_DEMO_OPTS, vals};
-    int rc = bnk__cli_parse(CTX, argc, argv, &group, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&group, "help")) {
-        printf("usage: bnkit demo [--seed N]\n\n"
-               "Runs a BN layer on a random batch with channel means and scales far from 0/1 and\n"
-               "prints what each step does.\n\noptions:\n");
-        bnk__cli_print_opts(stdout, &group);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (bnk__cli_parse_or_help(
+            &rc, CTX, argc, argv, &group,
+            "usage: bnkit demo [--seed N]\n\n"
+            "Runs a BN layer on a random batch with channel means and scales far from 0/1 and\n"
+            "prints what each step does.\n\noptions:\n"))
+        return rc;
     int64_t seed = 1;
     const char *seed_str = bnk__cli_value(&group, "seed");
     if (seed_str) {

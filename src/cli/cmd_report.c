@@ -25,17 +25,15 @@ enum { N_REPORT = sizeof report_opts / sizeof report_opts[0] };
 int bnk__cmd_report(int argc, char **argv) {
     const char *vals[N_REPORT];
     bnk_cli_optgroup g = {"", report_opts, N_REPORT, vals};
-    int rc = bnk__cli_parse("report", argc, argv, &g, 1, NULL, 0, NULL);
-    if (rc != BNK_CLI_OK) return rc;
-    if (bnk__cli_value(&g, "help")) {
-        printf("usage: bnkit report --study FILE [--out report.html] [--csv FILE] [--json FILE]\n\n"
-               "Writes a one-file HTML report of a study: optimisation history, parameter\n"
-               "importance (PED-ANOVA), parallel coordinates, slice plots, learning curves, a\n"
-               "plain-language summary and the best configuration as a `bnkit train` command and\n"
-               "as PyTorch/Keras arguments. --csv and --json export every trial.\n\noptions:\n");
-        bnk__cli_print_opts(stdout, &g);
-        return BNK_CLI_OK;
-    }
+    int rc;
+    if (bnk__cli_parse_or_help(
+            &rc, "report", argc, argv, &g,
+            "usage: bnkit report --study FILE [--out report.html] [--csv FILE] [--json FILE]\n\n"
+            "Writes a one-file HTML report of a study: optimisation history, parameter\n"
+            "importance (PED-ANOVA), parallel coordinates, slice plots, learning curves, a\n"
+            "plain-language summary and the best configuration as a `bnkit train` command and\n"
+            "as PyTorch/Keras arguments. --csv and --json export every trial.\n\noptions:\n"))
+        return rc;
     const char *path = bnk__cli_value(&g, "study"), *out = bnk__cli_value(&g, "out"),
                *csv = bnk__cli_value(&g, "csv"), *json = bnk__cli_value(&g, "json");
     if (!path) {

@@ -2,7 +2,6 @@
  * PyTorch script), `bnkit trials` and `bnkit best` (read a study). */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,24 +14,6 @@
 #define OPT_NAME {"name", "NAME", "study name inside the file (the file's only study)"}
 #define OPT_HELP {"help", NULL, "print this help"}
 /* clang-format on */
-
-/* Parses argv into the group g of command ctx; with --help, prints the usage (a printf format)
- * and the options. Returns true when the command is done, with its exit status in *rc (help
- * printed, or a usage error already reported); false to go on. */
-static bool parse_or_help(int *rc, const char *ctx, int argc, char **argv, bnk_cli_optgroup *g,
-                          const char *usage, ...) BNK__PRINTF(6, 7);
-static bool parse_or_help(int *rc, const char *ctx, int argc, char **argv, bnk_cli_optgroup *g,
-                          const char *usage, ...) {
-    *rc = bnk__cli_parse(ctx, argc, argv, g, 1, NULL, 0, NULL);
-    if (*rc != BNK_CLI_OK) return true;
-    if (!bnk__cli_value(g, "help")) return false;
-    va_list ap;
-    va_start(ap, usage);
-    vprintf(usage, ap);
-    va_end(ap);
-    bnk__cli_print_opts(stdout, g);
-    return true;
-}
 
 /* Opens the study at path for command ctx: created or checked against cfg, or with cfg NULL
  * the stored configuration of study `name`. Reports a missing --study or a failure. */
@@ -72,12 +53,12 @@ int bnk__cmd_ask(int argc, char **argv) {
     const char *vals[N_ASK];
     bnk_cli_optgroup g = {"", ask_opts, N_ASK, vals};
     int rc;
-    if (parse_or_help(&rc, "ask", argc, argv, &g,
-                      "usage: bnkit ask --study FILE [--trials N] [study options]\n\n"
-                      "Starts a trial and prints it as JSON: {\"id\": ID, \"number\": N,\n"
-                      "\"params\": {...}}. The first ask creates the study from the study "
-                      "options; later\nones may omit them. Report with `bnkit tell`.\n\n"
-                      "options:\n"))
+    if (bnk__cli_parse_or_help(&rc, "ask", argc, argv, &g,
+                               "usage: bnkit ask --study FILE [--trials N] [study options]\n\n"
+                               "Starts a trial and prints it as JSON: {\"id\": ID, \"number\": N,\n"
+                               "\"params\": {...}}. The first ask creates the study from the study "
+                               "options; later\nones may omit them. Report with `bnkit tell`.\n\n"
+                               "options:\n"))
         return rc;
     const char *path = bnk__cli_value(&g, "study");
     int64_t budget = INT64_MAX;
@@ -163,14 +144,15 @@ int bnk__cmd_tell(int argc, char **argv) {
     const char *vals[N_TELL];
     bnk_cli_optgroup g = {"", tell_opts, N_TELL, vals};
     int rc;
-    if (parse_or_help(&rc, "tell", argc, argv, &g,
-                      "usage: bnkit tell --study FILE --trial ID --value V [--state S] "
-                      "[--reason R]\n"
-                      "       bnkit tell --study FILE --trial ID --step S --value V "
-                      "[--train-loss L ...]\n\n"
-                      "Finishes a trial, or reports an intermediate value (and optionally the "
-                      "epoch's\ndiagnostics, shown by `bnkit report`) and prints "
-                      "{\"prune\": true|false}.\n\noptions:\n"))
+    if (bnk__cli_parse_or_help(
+            &rc, "tell", argc, argv, &g,
+            "usage: bnkit tell --study FILE --trial ID --value V [--state S] "
+            "[--reason R]\n"
+            "       bnkit tell --study FILE --trial ID --step S --value V "
+            "[--train-loss L ...]\n\n"
+            "Finishes a trial, or reports an intermediate value (and optionally the "
+            "epoch's\ndiagnostics, shown by `bnkit report`) and prints "
+            "{\"prune\": true|false}.\n\noptions:\n"))
         return rc;
     int64_t id = -1, step = 0;
     double value = NAN;
@@ -245,12 +227,12 @@ static int read_study(const char *ctx, int argc, char **argv, bool best_only) {
     const char *vals[N_READ];
     bnk_cli_optgroup g = {"", read_opts, N_READ, vals};
     int rc;
-    if (parse_or_help(&rc, ctx, argc, argv, &g,
-                      "usage: bnkit %s --study FILE [--name NAME] [--json]\n\n%s\n\noptions:\n",
-                      ctx,
-                      best_only ? "Prints the best complete trial."
-                                : "Lists every trial: id, state, parameters, value, intermediate "
-                                  "values, failure reason."))
+    if (bnk__cli_parse_or_help(
+            &rc, ctx, argc, argv, &g,
+            "usage: bnkit %s --study FILE [--name NAME] [--json]\n\n%s\n\noptions:\n", ctx,
+            best_only ? "Prints the best complete trial."
+                      : "Lists every trial: id, state, parameters, value, intermediate "
+                        "values, failure reason."))
         return rc;
     bnk_study *study = NULL;
     if ((rc = open_study(ctx, bnk__cli_value(&g, "study"), bnk__cli_value(&g, "name"), NULL,
