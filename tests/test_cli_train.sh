@@ -57,6 +57,11 @@ acc=$(sed -n 's/.*"test_accuracy": \([0-9.]*\).*/\1/p' "$dir/out")
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }' || fail "separable data: test accuracy $acc < 0.9"
 [ "$(wc -l <"$dir/m.jsonl")" -eq 6 ] || fail "--metrics: want 6 lines"
 grep -q '"grad_norm": {"0.dense.weight"' "$dir/m.jsonl" || fail "--metrics lacks grad norms"
+# Epochs shorter than the 10-step sampling interval (4 steps here) still get gradient norms.
+"$BNKIT" train $common --batch 60 --epochs 3 --print-every 0 --metrics "$dir/short.jsonl" \
+    >/dev/null 2>"$dir/short.err" || fail "short-epoch run failed: $(cat "$dir/short.err")"
+[ "$(grep -c '"grad_norm": {"0.dense.weight": [0-9]' "$dir/short.jsonl")" -eq 3 ] ||
+    fail "every epoch needs gradient norms: $(cat "$dir/short.jsonl")"
 grep -q '"bn": {"2.bn": {"mean_abs_running_mean"' "$dir/m.jsonl" || fail "--metrics lacks BN summary"
 grep -q "epoch 6: train loss" "$dir/err" || fail "progress lines go to stderr with --json"
 
