@@ -7,6 +7,10 @@
 #   TRIALS defaults to 200; extra training options (e.g. --train-size 1000 for a quick check)
 #   follow the fixed ones, so they win.
 set -eu
+if [ $# -lt 2 ]; then
+    echo "usage: scripts/main-job.sh BNKIT RUN_DIR [TRIALS] [bnkit train options...]" >&2
+    exit 2
+fi
 BNKIT=$1
 DIR=$2
 TRIALS=${3:-200}
