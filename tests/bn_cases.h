@@ -23,8 +23,10 @@ static inline double bnk_case_std(size_t c) {
 
 /* Index of value j of channel c (the same rule as the kernels). */
 static inline size_t bnk_case_index(const bnk__bn_dims *d, size_t c, size_t j) {
-    size_t n = j / d->hw, s = j % d->hw;
-    return d->planar ? (n * d->c + c) * d->hw + s : (n * d->hw + s) * d->c + c;
+    const size_t n = j / d->hw, s = j % d->hw, B = d->blk;
+    if (d->planar) return (n * d->c + c) * d->hw + s;
+    if (B) return ((n * (d->c / B) + c / B) * d->hw + s) * B + c % B;
+    return (n * d->hw + s) * d->c + c;
 }
 
 /* Fills x [n*c*hw] with the channel statistics above; z is scratch of m doubles. */

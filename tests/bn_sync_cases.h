@@ -15,9 +15,15 @@
 #include "bn_cases.h"
 
 /* Channels 0-3 are bn_cases.h's (so that every clamp of bnk_cases clips somewhere); channel 4
- * has mean 1e4 and standard deviation 1e-2, where a merge from sums of squares would lose
- * every digit of the variance. */
-enum { SYNC_C = 5, SYNC_MAX_MEMBERS = 4 };
+ * (SYNC_BIG) has mean 1e4 and standard deviation 1e-2, where a merge from sums of squares would
+ * lose every digit of the variance. A problem has SYNC_C channels, or SYNC_MAX_C in a blocked
+ * layout (nChw8c: two blocks; nChw16c: one), whose channels 5.. are bn_cases.h's again. */
+enum { SYNC_C = 5, SYNC_MAX_C = 16, SYNC_BIG = 4, SYNC_MAX_MEMBERS = 4 };
+
+/* The channels of a problem in this layout. */
+static inline size_t bnk_sync_channels(bnk_layout layout) {
+    return layout == BNK_LAYOUT_NCHW16C || layout == BNK_LAYOUT_NCHW8C ? SYNC_MAX_C : SYNC_C;
+}
 
 /* Shard sizes n[0..K) of a K-member group over N >= 9 samples: uneven, an empty shard from
  * K = 3 on, and a one-sample shard at K = 4. */
@@ -39,25 +45,27 @@ static inline void bnk_sync_shards(int K, int64_t N, int64_t *n) {
 }
 
 /* A whole batch and its single-process reference. */
+/* Arrays of [C] are sized SYNC_MAX_C; the first C are used (saved's fields are C apart). */
 typedef struct bnk_sync_problem {
     bnk_bn_shape shape; /* the whole batch */
-    size_t numel, per_sample;
+    size_t c, numel, per_sample;
     float *x, *dy; /* [numel] */
-    float gamma[SYNC_C], beta[SYNC_C], rm0[SYNC_C], rv0[SYNC_C];
+    float gamma[SYNC_MAX_C], beta[SYNC_MAX_C], rm0[SYNC_MAX_C], rv0[SYNC_MAX_C];
     /* reference results */
     float *y, *dx; /* [numel] */
-    double saved[BNK_BN_SAVED_FIELDS * SYNC_C];
-    float rm[SYNC_C], rv[SYNC_C], dgamma[SYNC_C], dbeta[SYNC_C];
+    double saved[BNK_BN_SAVED_FIELDS * SYNC_MAX_C];
+    float rm[SYNC_MAX_C], rv[SYNC_MAX_C], dgamma[SYNC_MAX_C], dbeta[SYNC_MAX_C];
 } bnk_sync_problem;
 
-/* Fills a problem of N samples of (SYNC_C, h, w) in the given layout from seed; the reference
- * is computed later by bnk_sync_reference (per configuration). Returns 0, or -1 when out of
- * memory. */
+/* Fills a problem of N samples of (bnk_sync_channels(layout), h, w) in the given layout from
+ * seed; the reference is computed later by bnk_sync_reference (per configuration). Returns 0,
+ * or -1 when out of memory. */
 static inline int bnk_sync_problem_init(bnk_sync_problem *p, bnk_layout layout, int64_t N,
                                         int64_t h, int64_t w, uint64_t seed) {
     memset(p, 0, sizeof *p);
-    p->shape = (bnk_bn_shape){layout, N, SYNC_C, h, w};
-    p->per_sample = (size_t)(SYNC_C * h * w);
+    p->c = bnk_sync_channels(layout);
+    p->shape = (bnk_bn_shape){layout, N, (int64_t)p->c, h, w};
+    p->per_sample = p->c * (size_t)(h * w);
     p->numel = (size_t)N * p->per_sample;
     bnk__bn_dims d = bnk__bn_dims_of(&p->shape);
     const size_t m = (size_t)N * (size_t)(h * w);
@@ -74,16 +82,16 @@ static inline int bnk_sync_problem_init(bnk_sync_problem *p, bnk_layout layout, 
     uint64_t rng = seed;
     bnk_case_fill_x(&d, xd, z, &rng);
     for (size_t j = 0; j < m; j++) /* the large-mean channel */
-        xd[bnk_case_index(&d, SYNC_C - 1, j)] = 1e4 + 1e-2 * bnk_test_normal(&rng);
+        xd[bnk_case_index(&d, SYNC_BIG, j)] = 1e4 + 1e-2 * bnk_test_normal(&rng);
     for (size_t i = 0; i < p->numel; i++) {
         p->x[i] = (float)xd[i];
         p->dy[i] = (float)bnk_test_normal(&rng);
     }
-    for (size_t c = 0; c < SYNC_C; c++) {
+    for (size_t c = 0; c < p->c; c++) {
         p->gamma[c] = (float)(0.8 + 0.3 * (double)c);
         p->beta[c] = (float)(0.1 * (double)c - 0.2);
     }
-    bnk_case_fill_running(SYNC_C, p->rm0, p->rv0);
+    bnk_case_fill_running(p->c, p->rm0, p->rv0);
     free(xd);
     free(z);
     return 0;
@@ -115,8 +123,8 @@ typedef struct bnk_sync_member {
     int64_t n0, n;
     bnk_bn_shape shape;
     float *y, *dx; /* [n * per_sample], NULL when n = 0 */
-    double saved[BNK_BN_SAVED_FIELDS * SYNC_C];
-    float rm[SYNC_C], rv[SYNC_C], dgamma[SYNC_C], dbeta[SYNC_C];
+    double saved[BNK_BN_SAVED_FIELDS * SYNC_MAX_C];
+    float rm[SYNC_MAX_C], rv[SYNC_MAX_C], dgamma[SYNC_MAX_C], dbeta[SYNC_MAX_C];
     bnk_status st_forward, st_backward;
 } bnk_sync_member;
 
@@ -216,28 +224,46 @@ static inline int bnk_sync_compare_member(const bnk_sync_problem *p, const bnk_s
         bad += bnk_sync_close_f("y", label, k, len, mb->y, p->y + off, 1e-5 * ymax, 1e-5);
         bad += bnk_sync_close_f("dx", label, k, len, mb->dx, p->dx + off, 1e-5 * dxmax, 1e-5);
     }
-    for (int f = 0; f < BNK_BN_SAVED_FIELDS; f++) {
+    const size_t C = p->c;
+    for (size_t f = 0; f < BNK_BN_SAVED_FIELDS; f++) {
         double fmaxv = 0.0;
-        for (size_t c = 0; c < SYNC_C; c++) fmaxv = fmax(fmaxv, fabs(p->saved[f * SYNC_C + c]));
+        for (size_t c = 0; c < C; c++) fmaxv = fmax(fmaxv, fabs(p->saved[f * C + c]));
         char what[32];
-        snprintf(what, sizeof what, "saved field %d", f);
-        bad += bnk_sync_close_d(what, label, k, SYNC_C, mb->saved + f * SYNC_C,
-                                p->saved + f * SYNC_C, 1e-12 * fmaxv, 1e-9);
+        snprintf(what, sizeof what, "saved field %zu", f);
+        bad += bnk_sync_close_d(what, label, k, C, mb->saved + f * C, p->saved + f * C,
+                                1e-12 * fmaxv, 1e-9);
     }
-    bad += bnk_sync_close_f("running_mean", label, k, SYNC_C, mb->rm, p->rm, 0.0, 2e-7);
-    bad += bnk_sync_close_f("running_var", label, k, SYNC_C, mb->rv, p->rv, 0.0, 2e-7);
+    bad += bnk_sync_close_f("running_mean", label, k, C, mb->rm, p->rm, 0.0, 2e-7);
+    bad += bnk_sync_close_f("running_var", label, k, C, mb->rv, p->rv, 0.0, 2e-7);
     return bad;
 }
 
 /* Compares the group's parameter gradients (each member's, summed) with the reference. */
 static inline int bnk_sync_compare_params(const bnk_sync_problem *p, const double *dgamma_sum,
                                           const double *dbeta_sum, const char *label) {
-    float g[SYNC_C], b[SYNC_C];
-    for (size_t c = 0; c < SYNC_C; c++) g[c] = (float)dgamma_sum[c], b[c] = (float)dbeta_sum[c];
-    return bnk_sync_close_f("sum of dgamma", label, -1, SYNC_C, g, p->dgamma,
-                            1e-5 * bnk_sync_maxabs_f(p->dgamma, SYNC_C), 1e-5) +
-           bnk_sync_close_f("sum of dbeta", label, -1, SYNC_C, b, p->dbeta,
-                            1e-5 * bnk_sync_maxabs_f(p->dbeta, SYNC_C), 1e-5);
+    const size_t C = p->c;
+    float g[SYNC_MAX_C], b[SYNC_MAX_C];
+    for (size_t c = 0; c < C; c++) g[c] = (float)dgamma_sum[c], b[c] = (float)dbeta_sum[c];
+    return bnk_sync_close_f("sum of dgamma", label, -1, C, g, p->dgamma,
+                            1e-5 * bnk_sync_maxabs_f(p->dgamma, C), 1e-5) +
+           bnk_sync_close_f("sum of dbeta", label, -1, C, b, p->dbeta,
+                            1e-5 * bnk_sync_maxabs_f(p->dbeta, C), 1e-5);
+}
+
+static inline const char *bnk_sync_layout_name(bnk_layout l) {
+    switch (l) {
+    case BNK_LAYOUT_NC:
+        return "NC";
+    case BNK_LAYOUT_NCHW:
+        return "NCHW";
+    case BNK_LAYOUT_NHWC:
+        return "NHWC";
+    case BNK_LAYOUT_NCHW16C:
+        return "nChw16c";
+    case BNK_LAYOUT_NCHW8C:
+        return "nChw8c";
+    }
+    return "?";
 }
 
 #endif /* BNKIT_TEST_BN_SYNC_CASES_H */

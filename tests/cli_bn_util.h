@@ -211,16 +211,20 @@ typedef struct bn_case {
     bnk_bn_shape shape;
     const char *layout_name;
     int ndim;
-    int64_t dims[4];
+    int64_t dims[5];
     size_t numel;
     float *x, *dy;
     float gamma[MAXC], beta[MAXC], rmean[MAXC], rvar[MAXC];
 } bn_case;
 
 static inline size_t elem_index(const bnk_bn_shape *s, int64_t n, int64_t c, int64_t h, int64_t w) {
+    const int64_t B = s->layout == BNK_LAYOUT_NCHW16C ? 16 : 8;
     switch (s->layout) {
     case BNK_LAYOUT_NCHW:
         return (size_t)(((n * s->c + c) * s->h + h) * s->w + w);
+    case BNK_LAYOUT_NCHW16C:
+    case BNK_LAYOUT_NCHW8C: /* x[n][c/B][h][w][c%B] */
+        return (size_t)((((n * (s->c / B) + c / B) * s->h + h) * s->w + w) * B + c % B);
     default: /* NC is NHWC with h = w = 1 */
         return (size_t)(((n * s->h + h) * s->w + w) * s->c + c);
     }
@@ -242,6 +246,12 @@ static inline void case_init(bn_case *d, bnk_layout layout, int64_t n, int64_t c
         d->layout_name = "nchw";
         d->ndim = 4;
         d->dims[0] = n, d->dims[1] = ch, d->dims[2] = h, d->dims[3] = w;
+    } else if (layout == BNK_LAYOUT_NCHW16C || layout == BNK_LAYOUT_NCHW8C) {
+        const int64_t B = layout == BNK_LAYOUT_NCHW16C ? 16 : 8;
+        assert_true(ch % B == 0);
+        d->layout_name = B == 16 ? "nchw16c" : "nchw8c";
+        d->ndim = 5; /* oneDNN's memory: (N, C/B, H, W, B) */
+        d->dims[0] = n, d->dims[1] = ch / B, d->dims[2] = h, d->dims[3] = w, d->dims[4] = B;
     } else {
         d->layout_name = "nhwc";
         d->ndim = 4;

@@ -144,6 +144,39 @@ static void test_invalid_shapes(void **state) {
     }
 }
 
+/* A blocked layout (nChw16c, nChw8c) needs C to be a multiple of its block: oneDNN's padded
+ * channels are not supported. Refused by every entry point, the synchronised ones (with an
+ * empty shard too) included, before anything is touched or communicated. */
+static void test_blocked_needs_whole_blocks(void **state) {
+    (void)state;
+    const bnk_bn_config cfg = bnk_bn_config_default();
+    const bnk_bn_shape s16 = {BNK_LAYOUT_NCHW16C, 2, 20, 3, 3};
+    assert_int_equal(bnk_bn_shape_validate(&s16), BNK_ERR_SIZE);
+    assert_string_equal(bnk_errmsg(), "layout nchw16c needs C to be a multiple of 16, got 20");
+    expect_all("nchw16c with C = 20", &cfg, &s16, BNK_ERR_SIZE);
+    const bnk_bn_shape s8 = {BNK_LAYOUT_NCHW8C, 2, 12, 1, 1}; /* even with H*W = 1 */
+    assert_int_equal(bnk_bn_shape_validate(&s8), BNK_ERR_SIZE);
+    assert_string_equal(bnk_errmsg(), "layout nchw8c needs C to be a multiple of 8, got 12");
+    expect_all("nchw8c with C = 12", &cfg, &s8, BNK_ERR_SIZE);
+    bufs b;
+    init(&b);
+    const bnk_bn_shape empty = {BNK_LAYOUT_NCHW8C, 0, 4, 2, 2};
+    assert_int_equal(bnk_bn_forward_train_sync(&cfg, &empty, 0, NULL, b.saved, b.rm, b.rv, NULL,
+                                               b.gamma, b.beta, NULL),
+                     BNK_ERR_SIZE);
+    assert_non_null(strstr(bnk_errmsg(), "multiple of 8, got 4"));
+    assert_int_equal(bnk_bn_backward_sync(&cfg, &empty, NULL, b.dg, b.db, NULL, NULL, NULL, b.gamma,
+                                          b.saved, NULL),
+                     BNK_ERR_SIZE);
+    assert_untouched(&b);
+    /* whole blocks, one block, and H*W = 1 are fine */
+    const bnk_bn_shape ok[] = {{BNK_LAYOUT_NCHW16C, 2, 32, 3, 3},
+                               {BNK_LAYOUT_NCHW16C, 1, 16, 1, 2},
+                               {BNK_LAYOUT_NCHW8C, 3, 24, 1, 1}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        assert_int_equal(bnk_bn_shape_validate(&ok[i]), BNK_OK);
+}
+
 static void test_one_value_per_channel(void **state) {
     (void)state;
     const bnk_bn_config cfg = bnk_bn_config_default();
@@ -275,6 +308,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_invalid_hyperparameters),
         cmocka_unit_test(test_invalid_shapes),
+        cmocka_unit_test(test_blocked_needs_whole_blocks),
         cmocka_unit_test(test_one_value_per_channel),
         cmocka_unit_test(test_null_buffers),
         cmocka_unit_test(test_bad_running_stats_and_step),

@@ -2,7 +2,8 @@
  * (N = 2, C = 1, C not a multiple of any vector width or of the channel block, H*W = 1, large
  * H*W, shapes large enough to run threaded) in every layout and every case of bn_cases.h; then
  * with other OpenMP team sizes on shapes that take each way of sharing work between threads,
- * and in place (y = x, dx = dy). */
+ * and in place (y = x, dx = dy). The blocked layouts (nChw16c, nChw8c) also against the same
+ * kernel in NCHW, through a permutation written here independently of the kernels' indexing. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,29 +163,41 @@ static void check_inplace(const char *name, const bnk_case *tc, const inputs *in
     free(buf);
 }
 
-static void check_shape(bnk_layout layout, int64_t n, int64_t c, int64_t h, int64_t w,
-                        const bnk_case *cases, size_t ncases) {
-    inputs in = {.shape = {layout, n, c, h, w}};
-    assert_int_equal(bnk_bn_shape_validate(&in.shape), BNK_OK);
+/* Inputs of a shape: x with bn_cases.h's channel statistics, random dy and parameters. */
+static void inputs_init(inputs *in, bnk_layout layout, int64_t n, int64_t c, int64_t h, int64_t w) {
+    memset(in, 0, sizeof *in);
+    in->shape = (bnk_bn_shape){layout, n, c, h, w};
+    assert_int_equal(bnk_bn_shape_validate(&in->shape), BNK_OK);
     assert_true(c <= MAX_C);
-    in.numel = bnk_bn_shape_numel(&in.shape);
-    bnk__bn_dims d = bnk__bn_dims_of(&in.shape);
-    double *xd = malloc(2 * in.numel * sizeof(double));
-    in.x = malloc(in.numel * sizeof(float));
-    in.dy = malloc(in.numel * sizeof(float));
-    assert_true(xd && in.x && in.dy);
+    in->numel = bnk_bn_shape_numel(&in->shape);
+    bnk__bn_dims d = bnk__bn_dims_of(&in->shape);
+    double *xd = malloc(2 * in->numel * sizeof(double));
+    in->x = malloc(in->numel * sizeof(float));
+    in->dy = malloc(in->numel * sizeof(float));
+    assert_true(xd && in->x && in->dy);
     uint64_t rng = 0xC0FFEEu ^ (uint64_t)(n * 131 + c * 17 + h * 7 + w);
-    bnk_case_fill_x(&d, xd, xd + in.numel, &rng);
-    for (size_t i = 0; i < in.numel; i++) {
-        in.x[i] = (float)xd[i];
-        in.dy[i] = (float)bnk_test_normal(&rng);
+    bnk_case_fill_x(&d, xd, xd + in->numel, &rng);
+    for (size_t i = 0; i < in->numel; i++) {
+        in->x[i] = (float)xd[i];
+        in->dy[i] = (float)bnk_test_normal(&rng);
     }
     for (int64_t k = 0; k < c; k++) {
-        in.gamma[k] = (float)(0.5 + bnk_test_uniform(&rng));
-        in.beta[k] = (float)bnk_test_normal(&rng);
+        in->gamma[k] = (float)(0.5 + bnk_test_uniform(&rng));
+        in->beta[k] = (float)bnk_test_normal(&rng);
     }
-    bnk_case_fill_running((size_t)c, in.rm, in.rv);
+    bnk_case_fill_running((size_t)c, in->rm, in->rv);
+    free(xd);
+}
 
+static void inputs_free(inputs *in) {
+    free(in->x);
+    free(in->dy);
+}
+
+static void check_shape(bnk_layout layout, int64_t n, int64_t c, int64_t h, int64_t w,
+                        const bnk_case *cases, size_t ncases) {
+    static inputs in; /* static: ~15 KiB */
+    inputs_init(&in, layout, n, c, h, w);
     static outputs ref, got; /* static: ~50 KiB each */
     outputs_alloc(&ref, in.numel);
     outputs_alloc(&got, in.numel);
@@ -206,9 +219,7 @@ static void check_shape(bnk_layout layout, int64_t n, int64_t c, int64_t h, int6
     }
     outputs_free(&ref);
     outputs_free(&got);
-    free(xd);
-    free(in.x);
-    free(in.dy);
+    inputs_free(&in);
 }
 
 static void test_kernels_match_reference(void **state) {
@@ -231,6 +242,103 @@ static void test_kernels_match_reference(void **state) {
         check_shape(layouts[l], 2, 3, 129, 131, cases, ncases); /* large H*W, threaded */
         check_shape(layouts[l], 4, 80, 15, 17, cases, ncases);  /* many channels, threaded */
     }
+}
+
+/* The blocked layouts: several blocks, H*W = 1 (stored like NC) and C = block (like NHWC), odd
+ * H*W, N = 1, m = 2, and shapes large enough to run threaded. */
+static void test_blocked_match_reference(void **state) {
+    (void)state;
+    bnk_case cases[64];
+    size_t ncases = bnk_cases(cases, 64);
+    const bnk_layout layouts[] = {BNK_LAYOUT_NCHW16C, BNK_LAYOUT_NCHW8C};
+    for (int l = 0; l < 2; l++) {
+        const int64_t B = layouts[l] == BNK_LAYOUT_NCHW16C ? 16 : 8;
+        check_shape(layouts[l], 2, 3 * B, 3, 5, cases, ncases);   /* 3 blocks, odd H*W */
+        check_shape(layouts[l], 3, 2 * B, 1, 1, cases, ncases);   /* H*W = 1: like NC */
+        check_shape(layouts[l], 2, B, 3, 3, cases, ncases);       /* C = block: like NHWC */
+        check_shape(layouts[l], 1, 2 * B, 2, 3, cases, ncases);   /* N = 1 */
+        check_shape(layouts[l], 2, 2 * B, 1, 1, cases, ncases);   /* m = 2 */
+        check_shape(layouts[l], 4, 5 * B, 15, 17, cases, ncases); /* threaded */
+    }
+}
+
+/* The same tensor in NCHW (src, [N][C][HW]) and in a blocked layout (dst), enumerated here in the
+ * blocked layout's memory order: images, their channel blocks, pixels, channels of the block. */
+static void nchw_to_blocked(float *dst, const float *src, const bnk_bn_shape *s, size_t B) {
+    const size_t N = (size_t)s->n, C = (size_t)s->c, HW = (size_t)(s->h * s->w);
+    size_t i = 0;
+    for (size_t n = 0; n < N; n++)
+        for (size_t cb = 0; cb < C; cb += B)
+            for (size_t p = 0; p < HW; p++)
+                for (size_t b = 0; b < B; b++) dst[i++] = src[(n * C + cb + b) * HW + p];
+}
+
+static void blocked_to_nchw(float *dst, const float *src, const bnk_bn_shape *s, size_t B) {
+    const size_t N = (size_t)s->n, C = (size_t)s->c, HW = (size_t)(s->h * s->w);
+    size_t i = 0;
+    for (size_t n = 0; n < N; n++)
+        for (size_t cb = 0; cb < C; cb += B)
+            for (size_t p = 0; p < HW; p++)
+                for (size_t b = 0; b < B; b++) dst[(n * C + cb + b) * HW + p] = src[i++];
+}
+
+/* Every kernel (the reference too) in a blocked layout against the same kernel in NCHW: x and dy
+ * permuted into the blocked layout, y, dx and inference y permuted back; both runs use the
+ * NCHW run's ReLU mask. Only the order of the sums differs, so compare's tolerances apply. */
+static void check_blocked_vs_nchw(bnk_layout layout, int64_t n, int64_t c, int64_t h, int64_t w,
+                                  const bnk_case *cases, size_t ncases) {
+    const size_t B = layout == BNK_LAYOUT_NCHW16C ? 16 : 8;
+    static inputs in, bin; /* static: ~15 KiB each */
+    inputs_init(&in, BNK_LAYOUT_NCHW, n, c, h, w);
+    bin = in;
+    bin.shape.layout = layout;
+    assert_int_equal(bnk_bn_shape_validate(&bin.shape), BNK_OK);
+    bin.x = malloc(in.numel * sizeof(float));
+    bin.dy = malloc(in.numel * sizeof(float));
+    float *mask = malloc(in.numel * sizeof(float));
+    assert_true(bin.x && bin.dy && mask);
+    nchw_to_blocked(bin.x, in.x, &in.shape, B);
+    nchw_to_blocked(bin.dy, in.dy, &in.shape, B);
+    static outputs ref, got, back; /* static: ~50 KiB each */
+    outputs_alloc(&ref, in.numel);
+    outputs_alloc(&got, in.numel);
+    outputs_alloc(&back, in.numel);
+    for (size_t t = 0; t < ncases; t++)
+        for (int k = 0; k < bnk_bn_kernel_count(); k++) {
+            const char *name = bnk_bn_kernel_at(k);
+            char label[64];
+            snprintf(label, sizeof label, "%s in nchw%zuc (permuted to NCHW)", name, B);
+            run(name, &cases[t], &in, NULL, &ref);
+            nchw_to_blocked(mask, ref.y, &in.shape, B);
+            run(name, &cases[t], &bin, mask, &got);
+            blocked_to_nchw(back.y, got.y, &in.shape, B);
+            blocked_to_nchw(back.dx, got.dx, &in.shape, B);
+            blocked_to_nchw(back.yi, got.yi, &in.shape, B);
+            memcpy(back.rm, got.rm, sizeof got.rm);
+            memcpy(back.rv, got.rv, sizeof got.rv);
+            memcpy(back.dg, got.dg, sizeof got.dg);
+            memcpy(back.db, got.db, sizeof got.db);
+            memcpy(back.saved, got.saved, sizeof got.saved);
+            compare(label, &cases[t], &in, &ref, &back);
+        }
+    outputs_free(&ref);
+    outputs_free(&got);
+    outputs_free(&back);
+    free(mask);
+    free(bin.x);
+    free(bin.dy);
+    inputs_free(&in);
+}
+
+static void test_blocked_equals_nchw(void **state) {
+    (void)state;
+    bnk_case cases[64];
+    size_t ncases = bnk_cases(cases, 64);
+    check_blocked_vs_nchw(BNK_LAYOUT_NCHW16C, 3, 48, 5, 7, cases, ncases);
+    check_blocked_vs_nchw(BNK_LAYOUT_NCHW8C, 2, 24, 4, 4, cases, ncases);
+    check_blocked_vs_nchw(BNK_LAYOUT_NCHW16C, 4, 32, 1, 1, cases, ncases);   /* like NC */
+    check_blocked_vs_nchw(BNK_LAYOUT_NCHW8C, 3, 8, 3, 5, cases, ncases);     /* like NHWC */
+    check_blocked_vs_nchw(BNK_LAYOUT_NCHW16C, 6, 32, 28, 28, cases, ncases); /* threaded */
 }
 
 /* Team sizes other than the machine's on shapes that take each way the SIMD kernels share work
@@ -256,6 +364,12 @@ static void test_threading_splits(void **state) {
     check_shape(BNK_LAYOUT_NC, 20000, 3, 1, 1, cases, ncases);   /* tall, narrow */
     check_shape(BNK_LAYOUT_NC, 256, 128, 1, 1, cases, ncases);   /* issue 5's E */
     check_shape(BNK_LAYOUT_NC, 100, 600, 1, 1, cases, ncases);
+    /* blocked: 2 blocks, rows split (3 threads at most); 12 blocks, by blocks with 3 and 4
+     * threads, rows with 10; 33 blocks in 2 groups, by blocks with 3 and 4, rows with 10
+     * (shares that end inside an image) */
+    check_shape(BNK_LAYOUT_NCHW16C, 4, 32, 30, 31, cases, ncases);
+    check_shape(BNK_LAYOUT_NCHW8C, 8, 96, 9, 10, cases, ncases);
+    check_shape(BNK_LAYOUT_NCHW16C, 4, 528, 12, 13, cases, ncases);
     bnk__bn_set_stream_limit(0);
     g_nteams = 0;
 }
@@ -263,6 +377,8 @@ static void test_threading_splits(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_match_reference),
+        cmocka_unit_test(test_blocked_match_reference),
+        cmocka_unit_test(test_blocked_equals_nchw),
         cmocka_unit_test(test_threading_splits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * run the selected kernel's phases). Every rank generates the same batch from a fixed seed,
  * computes the single-process reference over all of it, runs the synchronised forward and backward
  * on its own uneven shard (empty on one rank from 3 ranks on), and compares its shard's results
- * with the reference (bn_sync_cases.h): every layout, every mode of bnk_cases. The statistics must
+ * with the reference (bn_sync_cases.h): every layout (nChw8c for the blocked ones), every mode of
+ * bnk_cases. The statistics must
  * also be bit-identical on every rank (hashes compared with MPI_Allgather), and a global batch
  * of one value must fail with BNK_ERR_BATCH on every rank. A plain main: prints every failure
  * and exits non-zero on any, on every rank. */
@@ -22,10 +23,6 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t len) {
     const unsigned char *b = p;
     for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
-}
-
-static const char *layout_name(bnk_layout l) {
-    return l == BNK_LAYOUT_NC ? "NC" : l == BNK_LAYOUT_NCHW ? "NCHW" : "NHWC";
 }
 
 int main(int argc, char **argv) {
@@ -57,8 +54,10 @@ int main(int argc, char **argv) {
     const struct {
         bnk_layout layout;
         int64_t n, h, w;
-    } shapes[] = {
-        {BNK_LAYOUT_NC, 13, 1, 1}, {BNK_LAYOUT_NCHW, 11, 3, 2}, {BNK_LAYOUT_NHWC, 11, 3, 2}};
+    } shapes[] = {{BNK_LAYOUT_NC, 13, 1, 1},
+                  {BNK_LAYOUT_NCHW, 11, 3, 2},
+                  {BNK_LAYOUT_NHWC, 11, 3, 2},
+                  {BNK_LAYOUT_NCHW8C, 11, 3, 2}};
     bnk_case cases[64];
     const size_t ncases = bnk_cases(cases, 64);
     uint64_t *hashes = malloc((size_t)size * sizeof(uint64_t));
@@ -76,7 +75,7 @@ int main(int argc, char **argv) {
             for (size_t ci = 0; ci < ncases; ci++) {
                 char label[160];
                 snprintf(label, sizeof label, "%s %s %s ranks=%d", kname,
-                         layout_name(shapes[s].layout), cases[ci].name, size);
+                         bnk_sync_layout_name(shapes[s].layout), cases[ci].name, size);
                 if (bnk_sync_reference(&p, &cases[ci].cfg, cases[ci].step) != BNK_OK) {
                     printf("FAIL [%s] rank %d: reference failed: %s\n", label, rank, bnk_errmsg());
                     bad++;
@@ -87,11 +86,11 @@ int main(int argc, char **argv) {
                 bnk_sync_member_run(&mb, &p, &cases[ci].cfg, cases[ci].step, comm);
                 bad += bnk_sync_compare_member(&p, &mb, rank, label);
                 /* the group's parameter gradients: every rank's own, summed */
-                double g[2 * SYNC_C];
-                for (size_t c = 0; c < SYNC_C; c++)
-                    g[c] = mb.dgamma[c], g[SYNC_C + c] = mb.dbeta[c];
-                MPI_Allreduce(MPI_IN_PLACE, g, 2 * SYNC_C, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-                if (rank == 0) bad += bnk_sync_compare_params(&p, g, g + SYNC_C, label);
+                double g[2 * SYNC_MAX_C];
+                const size_t C = p.c;
+                for (size_t c = 0; c < C; c++) g[c] = mb.dgamma[c], g[C + c] = mb.dbeta[c];
+                MPI_Allreduce(MPI_IN_PLACE, g, (int)(2 * C), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+                if (rank == 0) bad += bnk_sync_compare_params(&p, g, g + C, label);
                 /* bit-identical statistics on every rank */
                 uint64_t h = 0xcbf29ce484222325ull;
                 h = hash_bytes(h, mb.saved, sizeof mb.saved);

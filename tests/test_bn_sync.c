@@ -119,21 +119,20 @@ static void run_group(const bnk_sync_problem *p, const bnk_bn_config *cfg, int64
 
 /* ---- Equivalence ------------------------------------------------------------------------- */
 
-static const char *layout_name(bnk_layout l) {
-    return l == BNK_LAYOUT_NC ? "NC" : l == BNK_LAYOUT_NCHW ? "NCHW" : "NHWC";
-}
-
 static void test_equivalence(void **state) {
     (void)state;
     /* The small shapes run on one thread; the large ones (members' shards up to ~190k values)
-     * in OpenMP teams of 3, so that the kernels split channels and rows between threads. */
+     * in OpenMP teams of 3, so that the kernels split channels and rows between threads (nChw8c's
+     * 2 blocks: rows with 3 threads, blocks with 2). */
     const struct {
         bnk_layout layout;
         int64_t n, h, w;
         int threads;
-    } shapes[] = {{BNK_LAYOUT_NC, 13, 1, 1, 0},     {BNK_LAYOUT_NCHW, 11, 3, 2, 0},
-                  {BNK_LAYOUT_NHWC, 11, 3, 2, 0},   {BNK_LAYOUT_NCHW, 40, 32, 32, 3},
-                  {BNK_LAYOUT_NHWC, 40, 32, 32, 3}, {BNK_LAYOUT_NC, 20000, 1, 1, 3}};
+    } shapes[] = {{BNK_LAYOUT_NC, 13, 1, 1, 0},       {BNK_LAYOUT_NCHW, 11, 3, 2, 0},
+                  {BNK_LAYOUT_NHWC, 11, 3, 2, 0},     {BNK_LAYOUT_NCHW8C, 11, 3, 2, 0},
+                  {BNK_LAYOUT_NCHW, 40, 32, 32, 3},   {BNK_LAYOUT_NHWC, 40, 32, 32, 3},
+                  {BNK_LAYOUT_NCHW8C, 40, 16, 16, 3}, {BNK_LAYOUT_NCHW8C, 24, 16, 16, 2},
+                  {BNK_LAYOUT_NC, 20000, 1, 1, 3}};
     bnk_case cases[64];
     const size_t ncases = bnk_cases(cases, 64);
     assert_true(ncases <= 64);
@@ -160,12 +159,12 @@ static void test_equivalence(void **state) {
                     run_group(&p, &cases[ci].cfg, cases[ci].step, K, mb, BNK_OK, shapes[s].threads);
                     char label[160];
                     snprintf(label, sizeof label, "%s %s %s n=%lld K=%d", kname,
-                             layout_name(shapes[s].layout), cases[ci].name, (long long)shapes[s].n,
-                             K);
-                    double dg[SYNC_C] = {0}, db[SYNC_C] = {0};
+                             bnk_sync_layout_name(shapes[s].layout), cases[ci].name,
+                             (long long)shapes[s].n, K);
+                    double dg[SYNC_MAX_C] = {0}, db[SYNC_MAX_C] = {0};
                     for (int k = 0; k < K; k++) {
                         bad += bnk_sync_compare_member(&p, &mb[k], k, label);
-                        for (size_t c = 0; c < SYNC_C; c++)
+                        for (size_t c = 0; c < p.c; c++)
                             dg[c] += mb[k].dgamma[c], db[c] += mb[k].dbeta[c];
                         /* every member ends with the same statistics, bit for bit */
                         if (memcmp(mb[k].saved, mb[0].saved, sizeof mb[0].saved) ||

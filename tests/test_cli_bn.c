@@ -32,6 +32,11 @@ static void test_train_nhwc(void **state) {
     check_train_layout(*state, BNK_LAYOUT_NHWC, 2, 3, 4, 5);
 }
 
+/* oneDNN's nChw8c as a 5-D (N, C/8, H, W, 8) array, two channel blocks. */
+static void test_train_nchw8c(void **state) {
+    check_train_layout(*state, BNK_LAYOUT_NCHW8C, 2, 16, 3, 5);
+}
+
 /* N = 1 is fine for a 4-D tensor: m = H*W values per channel. */
 static void test_train_n1_spatial(void **state) {
     check_train_layout(*state, BNK_LAYOUT_NCHW, 1, 2, 2, 3);
@@ -303,6 +308,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_train_nc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_nchw, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_nhwc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_train_nchw8c, setup, teardown),
         cmocka_unit_test_setup_teardown(test_train_n1_spatial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_infer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),

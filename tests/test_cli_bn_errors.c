@@ -37,7 +37,7 @@ static void test_usage_errors(void **state) {
     arg(&a, c->out);
     run_err(c, &a, 2, "missing --layout");
     arg(&a, "--layout=nchwc");
-    run_err(c, &a, 2, "--layout must be nc, nchw or nhwc, got 'nchwc'");
+    run_err(c, &a, 2, "--layout must be nc, nchw, nhwc, nchw16c or nchw8c, got 'nchwc'");
 
     /* x is 2-D but the layout says 4-D */
     args_init(&a);
@@ -138,6 +138,24 @@ static void test_shape_errors(void **state) {
     arg(&a, "--dy");
     arg(&a, bad);
     run_err(c, &a, 2, "dy has shape (5, 2) but x has shape (5, 3)");
+
+    /* the blocked layouts: x must be 5-D (N, C/B, H, W, B), B the layout's channel block */
+    float blk[2 * 2 * 3 * 8] = {0};
+    int64_t d5[5] = {2, 1, 2, 3, 8};
+    assert_int_equal(bnk_npy_write(bad, BNK_DTYPE_F32, 5, d5, blk), BNK_OK);
+    args_init(&a);
+    arg(&a, "bn");
+    arg(&a, "--layout=nchw16c");
+    arg(&a, "--x");
+    arg(&a, bad);
+    arg(&a, "--out");
+    arg(&a, c->out);
+    run_err(c, &a, 2,
+            "bnkit: bn: x must be (N, C/16, H, W, 16) for --layout nchw16c: its last dimension "
+            "is the channel block, 16, got shape (2, 1, 2, 3, 8)\n");
+    full_args(&a, c, &d, false, c->out);
+    arg(&a, "--layout=nchw8c");
+    run_err(c, &a, 2, "x must be 5-D (N, C/8, H, W, 8) for --layout nchw8c, got shape (5, 3)");
 
     /* an empty batch */
     int64_t d03[2] = {0, 3};

@@ -1,11 +1,13 @@
 /* oneDNN's batch normalization, timed the way `bnkit bench bn` times bnkit's: the peer of
  * bench/bn/compare.py (docs/PERFORMANCE.md).
  *
- *   bench_bn_dnnl --shape N,C,H,W|N,C --layout nchw|nhwc|nc --op fwd_train|fwd_infer|bwd
- *                 [--threads T] [--min-time S] [--relu] [--json]
+ *   bench_bn_dnnl --shape N,C,H,W|N,C --layout nchw|nhwc|nchw16c|nchw8c|nc
+ *                 --op fwd_train|fwd_infer|bwd [--threads T] [--min-time S] [--relu] [--json]
  *
  * The primitives use oneDNN's C API with flags use_scale | use_shift (plus fuse_norm_relu with
- * --relu); NC is described to oneDNN as (N, C, 1, 1) in nhwc, which its JIT code accepts; training
+ * --relu); nchw16c and nchw8c are oneDNN's blocked nChw16c and nChw8c (C a multiple of the block:
+ * no padding), the layouts its convolutions produce and its BN is fastest on; NC is described to
+ * oneDNN as (N, C, 1, 1) in nhwc, which its JIT code accepts; training
  * forward writes mean and variance (oneDNN keeps no running statistics), backward is prop_kind
  * backward (dx, dscale, dshift). One primitive per run, made before the warm-up; each timed call is
  * dnnl_primitive_execute + dnnl_stream_wait. Prints the median, the minimum, the effective GB/s (8
@@ -40,9 +42,9 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_bn_dnnl --shape N,C,H,W|N,C --layout nchw|nhwc|nc "
-                    "--op fwd_train|fwd_infer|bwd [--threads T] [--min-time S] [--relu] "
-                    "[--json]\n");
+    fprintf(stderr, "usage: bench_bn_dnnl --shape N,C,H,W|N,C --layout "
+                    "nchw|nhwc|nchw16c|nchw8c|nc --op fwd_train|fwd_infer|bwd [--threads T] "
+                    "[--min-time S] [--relu] [--json]\n");
     exit(2);
 }
 
@@ -116,6 +118,10 @@ int main(int argc, char **argv) {
         tag = dnnl_nchw;
     } else if (strcmp(layout, "nhwc") == 0) {
         tag = dnnl_nhwc;
+    } else if (strcmp(layout, "nchw16c") == 0 || strcmp(layout, "nchw8c") == 0) {
+        const long long blk = layout[4] == '1' ? 16 : 8;
+        if (dims[1] % blk != 0) usage(); /* a padded tensor would be larger than N*C*H*W */
+        tag = blk == 16 ? dnnl_nChw16c : dnnl_nChw8c;
     } else if (strcmp(layout, "nc") == 0) {
         /* described as (N, C, 1, 1) in nhwc, the same memory: oneDNN 2.x's JIT batch
          * normalization takes 4-D and 5-D tensors only, a 2-D nc one gets the reference code */

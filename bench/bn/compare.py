@@ -3,8 +3,9 @@
 a STREAM triad measured in the same run (docs/PERFORMANCE.md).
 
     /usr/bin/python3 bench/bn/compare.py --build /tmp/build-perf [--threads 1] [--rounds 2]
-        [--shapes A,B,C,D,E,F] [--ops fwd_train,fwd_infer,bwd] [--min-time 0.3]
-        [--json results.jsonl] [--no-torch] [--no-dnnl]
+        [--shapes A,B,C,D,E,F,100x32x28x28] [--layouts nchw,nhwc,nchw16c]
+        [--ops fwd_train,fwd_infer,bwd] [--min-time 0.3] [--json results.jsonl] [--no-torch]
+        [--no-dnnl]
 
 For every case (shape x layout x op) it runs bnkit (`bnkit bench bn --json`), then oneDNN
 (bench_bn_dnnl), then PyTorch (bench_bn_torch.py, in this process), and repeats that `rounds`
@@ -12,7 +13,9 @@ times, keeping each peer's best median: the peers see the same machine state, an
 load from elsewhere hurts one round rather than one peer. The triad (bench_triad, the same
 thread count) runs before and after; the table's "% triad" is bnkit's effective bandwidth over
 the better of the two. Ratios are peer time / bnkit time: above 1, bnkit is faster. The load
-average is printed with the table, since the machine may be shared.
+average is printed with the table, since the machine may be shared. A shape is a name of
+issue 5's set or NxCxHxW; the blocked layouts nchw16c and nchw8c (oneDNN's nChw16c, nChw8c,
+its preferred ones) compare bnkit with oneDNN only (PyTorch has no such layout).
 """
 import argparse
 import json
@@ -45,9 +48,10 @@ def main():
     ap.add_argument("--build", required=True, help="CMake build directory")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--shapes", default="A,B,C,D,E,F")
+    ap.add_argument("--shapes", default="A,B,C,D,E,F", help="names A..F or NxCxHxW")
     ap.add_argument("--ops", default=",".join(OPS))
-    ap.add_argument("--layouts", default="nchw,nhwc", help="for the 4-D shapes (E, F: nc)")
+    ap.add_argument("--layouts", default="nchw,nhwc",
+                    help="for the 4-D shapes (E, F: nc): nchw, nhwc, nchw16c, nchw8c")
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--kernel", help="bnkit kernel (default: the library's choice)")
     ap.add_argument("--json", help="also write every measurement to this JSON Lines file")
@@ -69,7 +73,7 @@ def main():
     tri0 = triad(a.build, a.threads)
     cases = []
     for name in a.shapes.split(","):
-        shape = SHAPES[name]
+        shape = SHAPES[name] if name in SHAPES else tuple(int(v) for v in name.split("x"))
         layouts = ["nc"] if shape[2:] == (1, 1) else a.layouts.split(",")
         for layout in layouts:
             for op in a.ops.split(","):
@@ -95,7 +99,7 @@ def main():
                 key = (name, layout, op, peer)
                 if key not in best or r["median_us"] < best[key]["median_us"]:
                     best[key] = r
-            if torch_case:
+            if torch_case and layout in ("nchw", "nhwc", "nc"):
                 r = torch_case(op, layout, shape, a.threads, a.min_time)
                 r.update(peer="pytorch", name=name, round=rnd)
                 records.append(r)

@@ -50,11 +50,21 @@ extern "C" {
 #endif
 
 /* Memory layout of the data tensors x, y, dy, dx. NC is a 2-D (batch, channels) tensor, as after
- * a dense layer; it is stored like NHWC with H = W = 1. */
+ * a dense layer; it is stored like NHWC with H = W = 1.
+ *
+ * The blocked layouts are oneDNN's nChw16c (aBcd16b) and nChw8c (aBcd8b): the channels are cut
+ * into blocks of B = 16 (8), and each image stores block after block, each block as H*W rows of
+ * B channels. oneDNN's convolutions produce them (nChw16c on AVX-512, nChw8c on AVX2), so a
+ * oneDNN user can run bnkit's BN on a convolution's output without reordering it. C must be a
+ * multiple of B (oneDNN's zero-padded channels are not supported); with H*W = 1 or C = B the
+ * layout is the same memory as NC / NHWC. Results equal those of the same tensor in NCHW, up to
+ * the float rounding of the summation order. */
 typedef enum bnk_layout {
-    BNK_LAYOUT_NC,   /* x[n*C + c]                    */
-    BNK_LAYOUT_NCHW, /* x[((n*C + c)*H + h)*W + w]    */
-    BNK_LAYOUT_NHWC  /* x[((n*H + h)*W + w)*C + c]    */
+    BNK_LAYOUT_NC,      /* x[n*C + c]                                              */
+    BNK_LAYOUT_NCHW,    /* x[((n*C + c)*H + h)*W + w]                              */
+    BNK_LAYOUT_NHWC,    /* x[((n*H + h)*W + w)*C + c]                              */
+    BNK_LAYOUT_NCHW16C, /* x[((n*(C/16) + c/16)*H*W + h*W + w)*16 + c%16], nChw16c */
+    BNK_LAYOUT_NCHW8C   /* x[((n*(C/8) + c/8)*H*W + h*W + w)*8 + c%8], nChw8c      */
 } bnk_layout;
 
 /* What the training forward normalises with (DESIGN step 4). */
@@ -97,13 +107,16 @@ bnk_bn_config bnk_bn_config_default(void);
  * with the reason in bnk_errmsg(), e.g. "eps must be finite and > 0, got 0". */
 bnk_status bnk_bn_config_validate(const bnk_bn_config *cfg);
 
-/* Tensor shape. For BNK_LAYOUT_NC, h and w must be 1. All sizes must be >= 1. */
+/* Tensor shape. For BNK_LAYOUT_NC, h and w must be 1; for the blocked layouts, c must be a
+ * multiple of the block (16 or 8). All sizes must be >= 1. */
 typedef struct bnk_bn_shape {
     bnk_layout layout;
     int64_t n, c, h, w;
 } bnk_bn_shape;
 
-/* Checks a shape (sizes >= 1, no size_t overflow of n*c*h*w*sizeof(float), NC has h = w = 1). */
+/* Checks a shape (sizes >= 1, no size_t overflow of n*c*h*w*sizeof(float), NC has h = w = 1,
+ * a blocked layout has c a multiple of its block). BNK_ERR_SIZE, with the reason in bnk_errmsg(),
+ * e.g. "layout nchw16c needs C to be a multiple of 16, got 20". */
 bnk_status bnk_bn_shape_validate(const bnk_bn_shape *shape);
 
 /* Number of elements n*c*h*w of a valid shape. */

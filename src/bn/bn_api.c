@@ -79,10 +79,16 @@ bnk_status bnk_bn_config_validate(const bnk_bn_config *cfg) {
     return BNK_OK;
 }
 
+/* The channel block of a blocked layout, 0 for the others. */
+static int64_t layout_block(bnk_layout layout) {
+    return layout == BNK_LAYOUT_NCHW16C ? 16 : layout == BNK_LAYOUT_NCHW8C ? 8 : 0;
+}
+
 bnk_status bnk__bn_check_shape(const bnk_bn_shape *shape, int allow_empty) {
     if (!shape) return bnk__fail(BNK_ERR_NULL, "shape is NULL");
     if (shape->layout != BNK_LAYOUT_NC && shape->layout != BNK_LAYOUT_NCHW &&
-        shape->layout != BNK_LAYOUT_NHWC)
+        shape->layout != BNK_LAYOUT_NHWC && shape->layout != BNK_LAYOUT_NCHW16C &&
+        shape->layout != BNK_LAYOUT_NCHW8C)
         return bnk__fail(BNK_ERR_SIZE, "unknown layout %d", (int)shape->layout);
     if (shape->n < (allow_empty ? 0 : 1) || shape->c <= 0 || shape->h <= 0 || shape->w <= 0)
         return bnk__fail(BNK_ERR_SIZE, "sizes must be >= 1%s, got n=%lld c=%lld h=%lld w=%lld",
@@ -91,6 +97,11 @@ bnk_status bnk__bn_check_shape(const bnk_bn_shape *shape, int allow_empty) {
     if (shape->layout == BNK_LAYOUT_NC && (shape->h != 1 || shape->w != 1))
         return bnk__fail(BNK_ERR_SIZE, "layout NC needs h = w = 1, got h=%lld w=%lld",
                          (long long)shape->h, (long long)shape->w);
+    const int64_t blk = layout_block(shape->layout);
+    if (blk && shape->c % blk != 0)
+        return bnk__fail(BNK_ERR_SIZE,
+                         "layout nchw%lldc needs C to be a multiple of %lld, got %lld",
+                         (long long)blk, (long long)blk, (long long)shape->c);
     /* n*c*h*w*sizeof(float) must fit in size_t (and in ptrdiff_t, for pointer arithmetic). */
     const uint64_t limit = (uint64_t)PTRDIFF_MAX / sizeof(float);
     uint64_t total = 1;
@@ -115,12 +126,16 @@ size_t bnk_bn_shape_numel(const bnk_bn_shape *shape) {
 }
 
 bnk__bn_dims bnk__bn_dims_of(const bnk_bn_shape *shape) {
-    /* NCHW with H*W = 1 is laid out exactly like NC, so it takes the interleaved sweeps. */
+    /* NCHW with H*W = 1 is laid out exactly like NC, so it takes the interleaved sweeps; so is a
+     * blocked layout with H*W = 1, and one with a single block (C = B) is laid out like NHWC. */
+    const size_t hw = (size_t)shape->h * (size_t)shape->w,
+                 blk = (size_t)layout_block(shape->layout);
     bnk__bn_dims d = {
-        .planar = shape->layout == BNK_LAYOUT_NCHW && shape->h * shape->w > 1,
+        .planar = shape->layout == BNK_LAYOUT_NCHW && hw > 1,
         .n = (size_t)shape->n,
         .c = (size_t)shape->c,
-        .hw = (size_t)shape->h * (size_t)shape->w,
+        .hw = hw,
+        .blk = hw > 1 && (size_t)shape->c > blk ? blk : 0,
     };
     return d;
 }

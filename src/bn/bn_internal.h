@@ -9,11 +9,64 @@
 #include "bnkit/bn.h"
 
 /* A validated shape, reduced to what the loops need. Planar (NCHW) stores each channel's values
- * as n runs of hw contiguous floats; interleaved (NC, NHWC) stores rows of c floats. */
+ * as n runs of hw contiguous floats; interleaved (NC, NHWC) stores rows of c floats. Blocked
+ * (nChw16c, nChw8c; blk = 16 or 8, else 0) is interleaved too, seen one channel block at a time:
+ * rows of blk floats (see bnk__bn_rows). */
 typedef struct bnk__bn_dims {
     int planar;
     size_t n, c, hw;
+    size_t blk; /* channel block of a blocked layout; 0: not blocked */
 } bnk__bn_dims;
+
+/* Where the rows of an interleaved tensor lie. Row r (0 <= r < n*hw; r = n*hw + s) holds the
+ * values of pixel s of image n; its channels [c, c + k) that do not cross a block (width) are k
+ * contiguous floats. Consecutive rows are ld floats apart within a run of `run` rows; runs are
+ * `step` floats apart. NC, NHWC: one run of all rows, ld = width = C. Blocked: a run per image,
+ * ld = width = blk, step = C*hw, and channel block b starts at b*hw*blk: within an image, one
+ * block's hw rows are one contiguous stretch, and the blocks follow one another. */
+typedef struct bnk__bn_rows {
+    size_t ld, run, step, width, bstride;
+} bnk__bn_rows;
+
+static inline bnk__bn_rows bnk__bn_rows_of(const bnk__bn_dims *d) {
+    bnk__bn_rows g;
+    if (d->blk) {
+        g.ld = g.width = d->blk;
+        g.run = d->hw;
+        g.step = d->c * d->hw;
+        g.bstride = d->hw * d->blk;
+    } else {
+        g.ld = g.width = d->c;
+        g.run = d->n * d->hw;
+        g.step = g.run * d->c;
+        g.bstride = 0; /* one block; 0 marks the plain layouts */
+    }
+    return g;
+}
+
+/* out[j] = the sum of the lanes l % nc == j of t[16], for j < nc (nc a power of two <= 16): the
+ * per-channel totals of 16 accumulator lanes that cycled through nc channels (the SIMD kernels'
+ * sweeps over gap-free rows). */
+static inline void bnk__bn_fold16(const double *t, size_t nc, double *out) {
+    for (size_t j = 0; j < nc; j++) {
+        double v = 0.0;
+        for (size_t l = j; l < 16; l += nc) v += t[l];
+        out[j] = v;
+    }
+}
+
+/* Element offset of channel c in row r (no division for NC, NHWC). */
+static inline size_t bnk__bn_rows_off(const bnk__bn_rows *g, size_t r, size_t c) {
+    if (!g->bstride) return r * g->ld + c;
+    return r / g->run * g->step + r % g->run * g->ld + c / g->width * g->bstride + c % g->width;
+}
+
+/* Rows from r up to r1 (> r) that lie in r's run. */
+static inline size_t bnk__bn_rows_len(const bnk__bn_rows *g, size_t r, size_t r1) {
+    if (!g->bstride) return r1 - r; /* one run */
+    const size_t left = g->run - r % g->run;
+    return r1 - r < left ? r1 - r : left;
+}
 
 /* Kernels run only on validated arguments and cannot fail. */
 typedef void (*bnk__bn_forward_train_fn)(const bnk_bn_config *cfg, const bnk__bn_dims *d,

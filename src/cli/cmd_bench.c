@@ -1,6 +1,6 @@
 /* `bnkit bench`: kernel benchmarks. `bnkit bench bn` times the BN kernels:
  *
- *   bnkit bench bn [--shape N,C,H,W | N,C | A..F] [--layout nchw|nhwc|nc]
+ *   bnkit bench bn [--shape N,C,H,W | N,C | A..F] [--layout nchw|nhwc|nchw16c|nchw8c|nc]
  *                  [--op fwd_train|fwd_infer|bwd|all] [--threads T] [--kernel NAME]
  *                  [--min-time S | --reps R] [--seed S] [--json] [BN flags]
  *
@@ -38,11 +38,13 @@ enum { N_ISSUE5 = sizeof issue5_shapes / sizeof issue5_shapes[0] };
 typedef enum bench_op { OP_FWD_TRAIN, OP_FWD_INFER, OP_BWD, N_OPS } bench_op;
 static const char *const op_names[N_OPS] = {"fwd_train", "fwd_infer", "bwd"};
 static const int op_bytes[N_OPS] = {8, 8, 12}; /* bytes per element that must move */
-static const char *const layout_names[] = {"nc", "nchw", "nhwc"};
+/* indexed by bnk_layout */
+static const char *const layout_names[] = {"nc", "nchw", "nhwc", "nchw16c", "nchw8c"};
+enum { N_LAYOUTS = sizeof layout_names / sizeof layout_names[0] };
 
 static const bnk_cli_opt bench_opts[] = {
     {"shape", "N,C,H,W", "one shape (N,C for NC), or a name A..F of issue 5's set; default all"},
-    {"layout", "L", "nchw, nhwc or nc; default nchw and nhwc (nc for 2-D shapes)"},
+    {"layout", "L", "nchw, nhwc, nchw16c, nchw8c or nc; default nchw and nhwc (nc for 2-D)"},
     {"op", "OP", "fwd_train, fwd_infer, bwd or all (default)"},
     {"threads", "T", "OpenMP threads; default 1, 0 = OpenMP's default"},
     {"kernel", "NAME", "BN kernel (ref, opt, avx2, avx512); default the library's choice"},
@@ -55,16 +57,18 @@ static const bnk_cli_opt bench_opts[] = {
 enum { N_BENCH_OPTS = sizeof bench_opts / sizeof bench_opts[0] };
 
 static void print_help(const bnk_cli_optgroup *groups) {
-    printf(
-        "usage: bnkit bench bn [--shape N,C,H,W | N,C | A..F] [--layout nchw|nhwc|nc]\n"
-        "                      [--op fwd_train|fwd_infer|bwd|all] [--threads T]\n"
-        "                      [--kernel NAME] [--min-time S | --reps R] [--json]\n"
-        "                      [BN flags]\n\n"
-        "Times the BN kernels: the median of many calls on warm data, and the effective\n"
-        "bandwidth 8 bytes/element (forwards) or 12 (backward) / median. Without --shape:\n"
-        "A (32,64,56,56), B (32,256,56,56), C (32,512,28,28), D (32,2048,7,7) in NCHW and\n"
-        "NHWC, E (256,128) and F (100,128) in NC. bench/bn/ compares with oneDNN, PyTorch and a\n"
-        "STREAM triad (docs/PERFORMANCE.md).\n\noptions:\n");
+    printf("usage: bnkit bench bn [--shape N,C,H,W | N,C | A..F]\n"
+           "                      [--layout nchw|nhwc|nchw16c|nchw8c|nc]\n"
+           "                      [--op fwd_train|fwd_infer|bwd|all] [--threads T]\n"
+           "                      [--kernel NAME] [--min-time S | --reps R] [--json]\n"
+           "                      [BN flags]\n\n"
+           "Times the BN kernels: the median of many calls on warm data, and the effective\n"
+           "bandwidth 8 bytes/element (forwards) or 12 (backward) / median. Without --shape:\n"
+           "A (32,64,56,56), B (32,256,56,56), C (32,512,28,28), D (32,2048,7,7) in NCHW and\n"
+           "NHWC, E (256,128) and F (100,128) in NC; --layout picks one layout for A..D\n"
+           "(nchw16c, nchw8c: oneDNN's blocked nChw16c, nChw8c).\n"
+           "bench/bn/ compares with oneDNN, PyTorch and a STREAM triad (docs/PERFORMANCE.md).\n\n"
+           "options:\n");
     bnk__cli_print_opts(stdout, &groups[0]);
     printf("\nBN flags (the configuration timed; default bnk_bn_config_default()):\n");
     bnk__cli_print_opts(stdout, &groups[1]);
@@ -215,14 +219,14 @@ static int run_case(bench_opts_t *o, const char *name, const bnk_bn_shape *s, be
                times[0] * 1e6, (long long)reps, gbs, op_bytes[op]);
     } else {
         if (!o->header_done) {
-            printf("%-4s %-9s %-5s %-16s %7s %-7s %11s %11s %8s\n", "case", "op", "lay", "shape",
+            printf("%-4s %-9s %-7s %-16s %7s %-7s %11s %11s %8s\n", "case", "op", "layout", "shape",
                    "threads", "kernel", "median_us", "min_us", "GB/s");
             o->header_done = true;
         }
         char shape[64];
         snprintf(shape, sizeof shape, "%lldx%lldx%lldx%lld", (long long)s->n, (long long)s->c,
                  (long long)s->h, (long long)s->w);
-        printf("%-4s %-9s %-5s %-16s %7d %-7s %11.1f %11.1f %8.2f\n", name, op_names[op],
+        printf("%-4s %-9s %-7s %-16s %7d %-7s %11.1f %11.1f %8.2f\n", name, op_names[op],
                layout_names[s->layout], shape, threads, bnk_bn_kernel_name(), med * 1e6,
                times[0] * 1e6, gbs);
     }
@@ -259,12 +263,12 @@ static int parse_shape(const char *s, int64_t dims[4], int *ndim) {
 }
 
 static int parse_layout(const char *s, bnk_layout *out) {
-    for (int l = 0; l < 3; l++)
+    for (int l = 0; l < N_LAYOUTS; l++)
         if (strcmp(s, layout_names[l]) == 0) {
             *out = (bnk_layout)l;
             return BNK_CLI_OK;
         }
-    bnk__cli_error(CTX, "--layout: expected nchw, nhwc or nc, got '%s'", s);
+    bnk__cli_error(CTX, "--layout: expected nchw, nhwc, nchw16c, nchw8c or nc, got '%s'", s);
     return BNK_CLI_USAGE;
 }
 
@@ -386,7 +390,8 @@ static int bench_bn(int argc, char **argv) {
         const named_shape *ns = &issue5_shapes[k];
         const int64_t dims[4] = {ns->n, ns->c, ns->h, ns->w};
         const bool flat = ns->h * ns->w == 1;
-        /* --layout nchw|nhwc applies to A..D (E and F stay NC); --layout nc runs E and F only */
+        /* --layout nchw|nhwc|nchw16c|nchw8c applies to A..D (E and F stay NC); --layout nc runs
+         * E and F only */
         if (!flat && layout && strcmp(layout, "nc") == 0) continue;
         const char *lay = flat ? "nc" : layout;
         if ((rc = run_shape(&o, ns->name, dims, flat, lay, ops)) != BNK_CLI_OK) return rc;

@@ -1,6 +1,6 @@
 /* `bnkit bn`: one BN forward (training or inference), and optionally the backward, on .npy files.
  *
- *   bnkit bn --layout nc|nchw|nhwc --x X.npy [--gamma G.npy] [--beta B.npy]
+ *   bnkit bn --layout nc|nchw|nhwc|nchw16c|nchw8c --x X.npy [--gamma G.npy] [--beta B.npy]
  *            [--running-mean RM.npy] [--running-var RV.npy] [--dy DY.npy] [--infer] [--step T]
  *            --out DIR [BN flags]
  *
@@ -24,7 +24,7 @@
 static const char *const CTX = "bn";
 
 static const bnk_cli_opt bn_cmd_opts[] = {
-    {"layout", "nc|nchw|nhwc", "memory layout of x: (N,C), (N,C,H,W) or (N,H,W,C)"},
+    {"layout", "L", "x's layout: nc (N,C), nchw (N,C,H,W), nhwc (N,H,W,C), nchw16c, nchw8c"},
     {"x", "X.npy", "input tensor (float32 or float64)"},
     {"gamma", "G.npy", "scale, shape (C,); default 1"},
     {"beta", "B.npy", "shift, shape (C,); default 0"},
@@ -39,12 +39,14 @@ static const bnk_cli_opt bn_cmd_opts[] = {
 enum { N_CMD_OPTS = sizeof bn_cmd_opts / sizeof bn_cmd_opts[0] };
 
 static void print_help(const bnk_cli_optgroup *groups) {
-    printf("usage: bnkit bn --layout nc|nchw|nhwc --x X.npy [--gamma G.npy] [--beta B.npy]\n"
-           "                [--running-mean RM.npy] [--running-var RV.npy] [--dy DY.npy]\n"
-           "                [--infer] [--step T] --out DIR [BN flags]\n\n"
+    printf("usage: bnkit bn --layout nc|nchw|nhwc|nchw16c|nchw8c --x X.npy [--gamma G.npy]\n"
+           "                [--beta B.npy] [--running-mean RM.npy] [--running-var RV.npy]\n"
+           "                [--dy DY.npy] [--infer] [--step T] --out DIR [BN flags]\n\n"
            "Runs one batch-normalization step on .npy files. Training writes DIR/y.npy,\n"
            "running_mean.npy, running_var.npy, and with --dy also dx.npy, dgamma.npy, dbeta.npy;\n"
-           "--infer writes DIR/y.npy only. Outputs are float32. Options take --opt VALUE or\n"
+           "--infer writes DIR/y.npy only. Outputs are float32; y and dx have x's shape. The\n"
+           "blocked layouts are oneDNN's nChw16c and nChw8c as its memory holds them: x of\n"
+           "shape (N, C/16, H, W, 16) or (N, C/8, H, W, 8). Options take --opt VALUE or\n"
            "--opt=VALUE; a repeated option: the last one wins.\n\noptions:\n");
     bnk__cli_print_opts(stdout, &groups[0]);
     printf("\nBN flags:\n");
@@ -161,18 +163,31 @@ static int read_input(bn_input *in) {
     return BNK_CLI_OK;
 }
 
-/* Fills shape from x and checks every input's shape. */
-static int check_shapes(bnk_layout layout, const char *layout_name, bn_input *in,
-                        bnk_bn_shape *shape) {
+/* The layouts by name, with the shape that x has in each. */
+static const struct {
+    const char *name, *dims;
+    bnk_layout layout;
+    int ndim;
+    int64_t block; /* channel block of a blocked layout, else 0 */
+} layouts[] = {
+    {"nc", "(N, C)", BNK_LAYOUT_NC, 2, 0},
+    {"nchw", "(N, C, H, W)", BNK_LAYOUT_NCHW, 4, 0},
+    {"nhwc", "(N, H, W, C)", BNK_LAYOUT_NHWC, 4, 0},
+    {"nchw16c", "(N, C/16, H, W, 16)", BNK_LAYOUT_NCHW16C, 5, 16},
+    {"nchw8c", "(N, C/8, H, W, 8)", BNK_LAYOUT_NCHW8C, 5, 8},
+};
+enum { N_LAYOUTS = sizeof layouts / sizeof layouts[0] };
+
+/* Fills shape from x (layouts[li]) and checks every input's shape. */
+static int check_shapes(int li, bn_input *in, bnk_bn_shape *shape) {
     char b1[160], b2[160];
     const bnk_npy *x = &in[IN_X].arr;
-    int want = layout == BNK_LAYOUT_NC ? 2 : 4;
-    if (x->ndim != want) {
-        bnk__cli_error(CTX, "x must be %d-D %s for --layout %s, got shape %s", want,
-                       layout == BNK_LAYOUT_NC     ? "(N, C)"
-                       : layout == BNK_LAYOUT_NCHW ? "(N, C, H, W)"
-                                                   : "(N, H, W, C)",
-                       layout_name, shape_str(b1, sizeof b1, x->ndim, x->shape));
+    const bnk_layout layout = layouts[li].layout;
+    const int64_t blk = layouts[li].block;
+    if (x->ndim != layouts[li].ndim) {
+        bnk__cli_error(CTX, "x must be %d-D %s for --layout %s, got shape %s", layouts[li].ndim,
+                       layouts[li].dims, layouts[li].name,
+                       shape_str(b1, sizeof b1, x->ndim, x->shape));
         return BNK_CLI_USAGE;
     }
     for (int i = 0; i < x->ndim; i++) {
@@ -190,6 +205,19 @@ static int check_shapes(bnk_layout layout, const char *layout_name, bn_input *in
     } else if (layout == BNK_LAYOUT_NCHW) {
         shape->n = x->shape[0];
         shape->c = x->shape[1];
+        shape->h = x->shape[2];
+        shape->w = x->shape[3];
+    } else if (blk) {
+        if (x->shape[4] != blk) {
+            bnk__cli_error(CTX,
+                           "x must be %s for --layout %s: its last dimension is the channel "
+                           "block, %lld, got shape %s",
+                           layouts[li].dims, layouts[li].name, (long long)blk,
+                           shape_str(b1, sizeof b1, x->ndim, x->shape));
+            return BNK_CLI_USAGE;
+        }
+        shape->n = x->shape[0];
+        shape->c = x->shape[1] * blk; /* no overflow: the file's size bounds x->shape[1] */
         shape->h = x->shape[2];
         shape->w = x->shape[3];
     } else {
@@ -263,7 +291,7 @@ int bnk__cmd_bn(int argc, char **argv) {
     for (int k = 0; k < N_INPUTS; k++) in[k].path = bnk__cli_value(&groups[0], in[k].opt);
 
     if (!layout_name) {
-        bnk__cli_error(CTX, "missing --layout nc|nchw|nhwc (see 'bnkit bn --help')");
+        bnk__cli_error(CTX, "missing --layout nc|nchw|nhwc|nchw16c|nchw8c (see 'bnkit bn --help')");
         return BNK_CLI_USAGE;
     }
     if (!in[IN_X].path) {
@@ -274,15 +302,11 @@ int bnk__cmd_bn(int argc, char **argv) {
         bnk__cli_error(CTX, "missing --out DIR (see 'bnkit bn --help')");
         return BNK_CLI_USAGE;
     }
-    bnk_layout layout;
-    if (strcmp(layout_name, "nc") == 0)
-        layout = BNK_LAYOUT_NC;
-    else if (strcmp(layout_name, "nchw") == 0)
-        layout = BNK_LAYOUT_NCHW;
-    else if (strcmp(layout_name, "nhwc") == 0)
-        layout = BNK_LAYOUT_NHWC;
-    else {
-        bnk__cli_error(CTX, "--layout must be nc, nchw or nhwc, got '%s'", layout_name);
+    int li = 0;
+    while (li < N_LAYOUTS && strcmp(layout_name, layouts[li].name) != 0) li++;
+    if (li == N_LAYOUTS) {
+        bnk__cli_error(CTX, "--layout must be nc, nchw, nhwc, nchw16c or nchw8c, got '%s'",
+                       layout_name);
         return BNK_CLI_USAGE;
     }
     if (infer && in[IN_DY].path) {
@@ -309,7 +333,7 @@ int bnk__cmd_bn(int argc, char **argv) {
         if (in[k].path && (rc = read_input(&in[k])) != BNK_CLI_OK) goto done;
     }
     bnk_bn_shape shape;
-    if ((rc = check_shapes(layout, layout_name, in, &shape)) != BNK_CLI_OK) goto done;
+    if ((rc = check_shapes(li, in, &shape)) != BNK_CLI_OK) goto done;
     int64_t m = shape.n * shape.h * shape.w;
     if (!infer && m < 2) {
         bnk__cli_error(CTX,

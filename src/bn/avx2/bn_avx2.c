@@ -230,6 +230,66 @@ static void k_gout_runs(float *dx, const float *dy, const float *x, const float 
 
 /* ---- Interleaved rows ---------------------------------------------------------------------- */
 
+/* Rows that follow one another without a gap (ld == nc), nc a power of 2 up to 16 (a blocked
+ * layout's block, NHWC with C = 8, NC with C = 1): one stretch of len = nrows*nc floats, element i
+ * of channel i % nc = i & (nc - 1). The *_flat loops sweep it as one run, each per-channel value
+ * repeated into a 16-lane pattern kept in registers, rather than row by row (which costs more per
+ * row than an 8-float row takes, and leaves the accumulators one latency-bound chain per row); the
+ * sums are folded back to the nc channels at the end. The outputs get the same operations on every
+ * element as from the row loops. */
+BNK_INLINE int flat_rows(size_t ld, size_t nc) {
+    return ld == nc && nc <= 16 && (nc & (nc - 1)) == 0;
+}
+
+/* Lanes [8h, 8h + 8) of the 16-lane pattern v[(phase + l) % nc]. */
+BNK_INLINE __m256 pattern8(const float *v, size_t nc, size_t phase, size_t h) {
+    float t[8];
+    for (size_t l = 0; l < 8; l++) t[l] = v[(phase + 8 * h + l) & (nc - 1)];
+    return _mm256_loadu_ps(t);
+}
+
+/* Lanes [4h, 4h + 4) of the 16-lane pattern of the doubles v (phase 0). */
+BNK_INLINE __m256d pattern4d(const double *v, size_t nc, size_t h) {
+    double t[4];
+    for (size_t l = 0; l < 4; l++) t[l] = v[(4 * h + l) & (nc - 1)];
+    return _mm256_loadu_pd(t);
+}
+
+/* k_sums_rows over a stretch of len floats without gaps (see flat_rows). */
+static void sums_flat(const float *x, size_t len, size_t nc, const double *K, double *s1,
+                      double *s2) {
+    __m256d k[4], a[4], q[4];
+    for (size_t u = 0; u < 4; u++) {
+        k[u] = pattern4d(K, nc, u);
+        a[u] = q[u] = _mm256_setzero_pd();
+    }
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16)
+        for (size_t u = 0; u < 4; u++) {
+            const __m256d v = wide_sub(x + i + 4 * u, k[u]);
+            a[u] = _mm256_add_pd(a[u], v);
+            q[u] = _mm256_fmadd_pd(v, v, q[u]);
+        }
+    for (; i + 4 <= len; i += 4) { /* lanes [i % 16, +4) of the pattern */
+        const size_t u = (i % 16) / 4;
+        const __m256d v = wide_sub(x + i, k[u]);
+        a[u] = _mm256_add_pd(a[u], v);
+        q[u] = _mm256_fmadd_pd(v, v, q[u]);
+    }
+    double t1[16], t2[16];
+    for (size_t u = 0; u < 4; u++) {
+        _mm256_storeu_pd(t1 + 4 * u, a[u]);
+        _mm256_storeu_pd(t2 + 4 * u, q[u]);
+    }
+    for (; i < len; i++) {
+        const double v = (double)x[i] - K[i & (nc - 1)];
+        t1[i % 16] += v;
+        t2[i % 16] += v * v;
+    }
+    bnk__bn_fold16(t1, nc, s1);
+    bnk__bn_fold16(t2, nc, s2);
+}
+
 /* Each 8-channel column down the rows, accumulators in registers. */
 static void sums_cols(const float *x, size_t nrows, size_t ld, size_t nc, const double *K,
                       double *s1, double *s2) {
@@ -264,11 +324,58 @@ static void sums_cols(const float *x, size_t nrows, size_t ld, size_t nc, const 
 
 static void k_sums_rows(const float *x, size_t nrows, size_t ld, size_t nc, const double *K,
                         double *s1, double *s2) {
-    sums_cols(x, nrows, ld, nc, K, s1, s2);
+    if (flat_rows(ld, nc))
+        sums_flat(x, nrows * nc, nc, K, s1, s2);
+    else
+        sums_cols(x, nrows, ld, nc, K, s1, s2);
+}
+
+BNK_INLINE void affine_flat(float *y, const float *x, size_t len, size_t nc, const float *a,
+                            const float *c, const float *b, int relu, int nt) {
+    size_t i = 0;
+    if (nt)
+        for (const size_t head = to_aligned(y, len); i < head; i++)
+            y[i] = affine1(x[i], a[i & (nc - 1)], c[i & (nc - 1)], b[i & (nc - 1)], relu);
+    /* from i on, every vector pair starts at an element of channel i % nc */
+    const size_t ph = i;
+    const __m256 a0 = pattern8(a, nc, ph, 0), a1 = pattern8(a, nc, ph, 1);
+    const __m256 c0 = pattern8(c, nc, ph, 0), c1 = pattern8(c, nc, ph, 1);
+    const __m256 b0 = pattern8(b, nc, ph, 0), b1 = pattern8(b, nc, ph, 1);
+    if (nt) {
+        for (; i + 16 <= len; i += 16) {
+            _mm256_stream_ps(y + i, affine(_mm256_loadu_ps(x + i), a0, c0, b0, relu));
+            _mm256_stream_ps(y + i + 8, affine(_mm256_loadu_ps(x + i + 8), a1, c1, b1, relu));
+        }
+    } else {
+        for (; i + 32 <= len; i += 32) {
+            const __m256 v0 = affine(_mm256_loadu_ps(x + i), a0, c0, b0, relu);
+            const __m256 v1 = affine(_mm256_loadu_ps(x + i + 8), a1, c1, b1, relu);
+            const __m256 v2 = affine(_mm256_loadu_ps(x + i + 16), a0, c0, b0, relu);
+            const __m256 v3 = affine(_mm256_loadu_ps(x + i + 24), a1, c1, b1, relu);
+            _mm256_storeu_ps(y + i, v0);
+            _mm256_storeu_ps(y + i + 8, v1);
+            _mm256_storeu_ps(y + i + 16, v2);
+            _mm256_storeu_ps(y + i + 24, v3);
+        }
+        for (; i + 16 <= len; i += 16) {
+            _mm256_storeu_ps(y + i, affine(_mm256_loadu_ps(x + i), a0, c0, b0, relu));
+            _mm256_storeu_ps(y + i + 8, affine(_mm256_loadu_ps(x + i + 8), a1, c1, b1, relu));
+        }
+    }
+    if (i + 8 <= len) {
+        _mm256_storeu_ps(y + i, affine(_mm256_loadu_ps(x + i), a0, c0, b0, relu));
+        i += 8;
+    }
+    for (; i < len; i++)
+        y[i] = affine1(x[i], a[i & (nc - 1)], c[i & (nc - 1)], b[i & (nc - 1)], relu);
 }
 
 BNK_INLINE void affine_rows(float *y, const float *x, size_t nrows, size_t ld, size_t nc,
                             const float *a, const float *c, const float *b, int relu, int nt) {
+    if (flat_rows(ld, nc)) {
+        affine_flat(y, x, nrows * nc, nc, a, c, b, relu, nt);
+        return;
+    }
     for (size_t r = 0; r < nrows; r++, x += ld, y += ld) {
         size_t j = 0;
         if (nt) {
@@ -331,17 +438,94 @@ BNK_INLINE void gsums_cols(const float *dy, const float *x, const float *y, size
     }
 }
 
+/* k_gsums_rows over a stretch of len floats without gaps (see flat_rows). */
+BNK_INLINE void gsums_flat(const float *dy, const float *x, const float *y, size_t len, size_t nc,
+                           const double *ctr, double *sg, double *sgx) {
+    __m256d cv[4], g[4], gx[4];
+    for (size_t u = 0; u < 4; u++) {
+        cv[u] = pattern4d(ctr, nc, u);
+        g[u] = gx[u] = _mm256_setzero_pd();
+    }
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16)
+        for (size_t u = 0; u < 4; u++) {
+            const size_t o = i + 4 * u;
+            const __m256d gv = grad4(dy, y, o), xv = wide_sub(x + o, cv[u]);
+            g[u] = _mm256_add_pd(g[u], gv);
+            gx[u] = _mm256_fmadd_pd(gv, xv, gx[u]);
+        }
+    for (; i + 4 <= len; i += 4) {
+        const size_t u = (i % 16) / 4;
+        const __m256d gv = grad4(dy, y, i), xv = wide_sub(x + i, cv[u]);
+        g[u] = _mm256_add_pd(g[u], gv);
+        gx[u] = _mm256_fmadd_pd(gv, xv, gx[u]);
+    }
+    double t1[16], t2[16];
+    for (size_t u = 0; u < 4; u++) {
+        _mm256_storeu_pd(t1 + 4 * u, g[u]);
+        _mm256_storeu_pd(t2 + 4 * u, gx[u]);
+    }
+    for (; i < len; i++) {
+        const double gi = grad1(dy, y, i);
+        t1[i % 16] += gi;
+        t2[i % 16] += gi * ((double)x[i] - ctr[i & (nc - 1)]);
+    }
+    bnk__bn_fold16(t1, nc, sg);
+    bnk__bn_fold16(t2, nc, sgx);
+}
+
 static void k_gsums_rows(const float *dy, const float *x, const float *y, size_t nrows, size_t ld,
                          size_t nc, const double *ctr, double *sg, double *sgx) {
-    if (y)
+    if (flat_rows(ld, nc))
+        y ? gsums_flat(dy, x, y, nrows * nc, nc, ctr, sg, sgx)
+          : gsums_flat(dy, x, NULL, nrows * nc, nc, ctr, sg, sgx);
+    else if (y)
         gsums_cols(dy, x, y, nrows, ld, nc, ctr, sg, sgx);
     else
         gsums_cols(dy, x, NULL, nrows, ld, nc, ctr, sg, sgx);
 }
 
+/* gout_rows over rows without gaps, as affine_flat. */
+BNK_INLINE void gout_flat(float *dx, const float *dy, const float *x, const float *y, size_t len,
+                          size_t nc, const float *kg, const float *kx, const float *mx,
+                          const float *k0, int nt) {
+    size_t i = 0;
+    if (nt)
+        for (const size_t head = to_aligned(dx, len); i < head; i++)
+            dx[i] = gout1(grad1(dy, y, i), x[i], kg[i & (nc - 1)], kx[i & (nc - 1)],
+                          mx[i & (nc - 1)], k0[i & (nc - 1)]);
+    const size_t ph = i;
+    const __m256 g0 = pattern8(kg, nc, ph, 0), g1 = pattern8(kg, nc, ph, 1);
+    const __m256 s0 = pattern8(kx, nc, ph, 0), s1 = pattern8(kx, nc, ph, 1);
+    const __m256 m0 = pattern8(mx, nc, ph, 0), m1 = pattern8(mx, nc, ph, 1);
+    const __m256 o0 = pattern8(k0, nc, ph, 0), o1 = pattern8(k0, nc, ph, 1);
+    for (; i + 16 <= len; i += 16) {
+        const __m256 v0 = gout(grad8(dy, y, i), _mm256_loadu_ps(x + i), g0, s0, m0, o0);
+        const __m256 v1 = gout(grad8(dy, y, i + 8), _mm256_loadu_ps(x + i + 8), g1, s1, m1, o1);
+        if (nt) {
+            _mm256_stream_ps(dx + i, v0);
+            _mm256_stream_ps(dx + i + 8, v1);
+        } else {
+            _mm256_storeu_ps(dx + i, v0);
+            _mm256_storeu_ps(dx + i + 8, v1);
+        }
+    }
+    if (i + 8 <= len) {
+        _mm256_storeu_ps(dx + i, gout(grad8(dy, y, i), _mm256_loadu_ps(x + i), g0, s0, m0, o0));
+        i += 8;
+    }
+    for (; i < len; i++)
+        dx[i] = gout1(grad1(dy, y, i), x[i], kg[i & (nc - 1)], kx[i & (nc - 1)], mx[i & (nc - 1)],
+                      k0[i & (nc - 1)]);
+}
+
 BNK_INLINE void gout_rows(float *dx, const float *dy, const float *x, const float *y, size_t nrows,
                           size_t ld, size_t nc, const float *kg, const float *kx, const float *mx,
                           const float *k0, int nt) {
+    if (flat_rows(ld, nc)) {
+        gout_flat(dx, dy, x, y, nrows * nc, nc, kg, kx, mx, k0, nt);
+        return;
+    }
     for (size_t r = 0, o = 0; r < nrows; r++, o += ld) {
         size_t j = 0;
         if (nt) {

@@ -258,6 +258,64 @@ static void k_gout_runs(float *dx, const float *dy, const float *x, const float 
 
 /* ---- Interleaved rows ---------------------------------------------------------------------- */
 
+/* Rows that follow one another without a gap (ld == nc), nc a power of 2 up to 16 (a blocked
+ * layout's block, NHWC with C = 16, NC with C = 1): one stretch of len = nrows*nc floats, element i
+ * of channel i % nc = i & (nc - 1). The *_flat loops sweep it as one run, each per-channel value
+ * repeated into a 16-lane pattern kept in registers, rather than row by row (which costs more per
+ * row than a 16-float row takes, and leaves the accumulators one latency-bound chain per row); the
+ * sums are folded back to the nc channels at the end. The outputs get the same operations on every
+ * element as from the row loops. */
+BNK_INLINE int flat_rows(size_t ld, size_t nc) {
+    return ld == nc && nc <= 16 && (nc & (nc - 1)) == 0;
+}
+
+/* The 16-lane pattern v[(phase + l) % nc], l < 16. */
+BNK_INLINE __m512 pattern16(const float *v, size_t nc, size_t phase) {
+    float t[16];
+    for (size_t l = 0; l < 16; l++) t[l] = v[(phase + l) & (nc - 1)];
+    return _mm512_loadu_ps(t);
+}
+
+/* Lanes [8h, 8h + 8) of the pattern of the doubles v. */
+BNK_INLINE __m512d pattern8d(const double *v, size_t nc, size_t h) {
+    double t[8];
+    for (size_t l = 0; l < 8; l++) t[l] = v[(8 * h + l) & (nc - 1)];
+    return _mm512_loadu_pd(t);
+}
+
+/* bnk__bn_fold16 of the 16 lanes lo (0-7) and hi (8-15). */
+BNK_INLINE void fold16(__m512d lo, __m512d hi, size_t nc, double *out) {
+    double t[16];
+    _mm512_storeu_pd(t, lo);
+    _mm512_storeu_pd(t + 8, hi);
+    bnk__bn_fold16(t, nc, out);
+}
+
+/* k_sums_rows over a stretch of len floats without gaps (see flat_rows). */
+static void sums_flat(const float *x, size_t len, size_t nc, const double *K, double *s1,
+                      double *s2) {
+    const __m512d k[2] = {pattern8d(K, nc, 0), pattern8d(K, nc, 1)};
+    __m512d a[4], q[4];
+    for (int u = 0; u < 4; u++) a[u] = q[u] = _mm512_setzero_pd();
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32)
+        for (int u = 0; u < 4; u++) {
+            const __m512d v = wide_sub(x + i + 8 * (size_t)u, k[u & 1]);
+            a[u] = _mm512_add_pd(a[u], v);
+            q[u] = _mm512_fmadd_pd(v, v, q[u]);
+        }
+    for (; i < len; i += 8) { /* lanes [i % 16, +8) of the pattern; masked lanes add 0 */
+        const __mmask8 m = mask8(len - i);
+        const int h = (i & 8) != 0;
+        const __m512d v =
+            _mm512_maskz_sub_pd(m, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + i)), k[h]);
+        a[h] = _mm512_add_pd(a[h], v);
+        q[h] = _mm512_fmadd_pd(v, v, q[h]);
+    }
+    fold16(_mm512_add_pd(a[0], a[2]), _mm512_add_pd(a[1], a[3]), nc, s1);
+    fold16(_mm512_add_pd(q[0], q[2]), _mm512_add_pd(q[1], q[3]), nc, s2);
+}
+
 /* Each 16-channel column down the rows, accumulators in registers. */
 static void sums_cols(const float *x, size_t nrows, size_t ld, size_t nc, const double *K,
                       double *s1, double *s2) {
@@ -330,14 +388,55 @@ static void sums_block64(const float *x, size_t nrows, size_t ld, const double *
 
 static void k_sums_rows(const float *x, size_t nrows, size_t ld, size_t nc, const double *K,
                         double *s1, double *s2) {
-    if (nc == 64)
+    if (flat_rows(ld, nc))
+        sums_flat(x, nrows * nc, nc, K, s1, s2);
+    else if (nc == 64)
         sums_block64(x, nrows, ld, K, s1, s2);
     else
         sums_cols(x, nrows, ld, nc, K, s1, s2);
 }
 
+BNK_INLINE void affine_flat(float *y, const float *x, size_t len, size_t nc, const float *a,
+                            const float *c, const float *b, int relu, int nt) {
+    size_t i = 0;
+    if (nt && (i = to_line(y, len)) > 0) {
+        const __mmask16 m = mask16(i);
+        _mm512_mask_storeu_ps(y, m,
+                              affine(_mm512_maskz_loadu_ps(m, x), pattern16(a, nc, 0),
+                                     pattern16(c, nc, 0), pattern16(b, nc, 0), relu));
+    }
+    /* from i on, every vector starts at an element of channel i % nc */
+    const __m512 av = pattern16(a, nc, i), cv = pattern16(c, nc, i), bv = pattern16(b, nc, i);
+    if (nt) {
+        for (; i + 16 <= len; i += 16)
+            _mm512_stream_ps(y + i, affine(_mm512_loadu_ps(x + i), av, cv, bv, relu));
+    } else {
+        /* 256-bit loads and stores in the long loop, as in affine_run (the pattern's halves) */
+        const __m256 a8[2] = {_mm512_castps512_ps256(av), _mm512_extractf32x8_ps(av, 1)};
+        const __m256 c8[2] = {_mm512_castps512_ps256(cv), _mm512_extractf32x8_ps(cv, 1)};
+        const __m256 b8[2] = {_mm512_castps512_ps256(bv), _mm512_extractf32x8_ps(bv, 1)};
+        for (; i + 64 <= len; i += 64)
+            for (int u = 0; u < 8; u++) {
+                __m256 v = _mm256_fmadd_ps(
+                    a8[u & 1], _mm256_sub_ps(_mm256_loadu_ps(x + i + 8 * u), c8[u & 1]), b8[u & 1]);
+                if (relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+                _mm256_storeu_ps(y + i + 8 * u, v);
+            }
+        for (; i + 16 <= len; i += 16)
+            _mm512_storeu_ps(y + i, affine(_mm512_loadu_ps(x + i), av, cv, bv, relu));
+    }
+    if (i < len) {
+        const __mmask16 m = mask16(len - i);
+        _mm512_mask_storeu_ps(y + i, m, affine(_mm512_maskz_loadu_ps(m, x + i), av, cv, bv, relu));
+    }
+}
+
 BNK_INLINE void affine_rows(float *y, const float *x, size_t nrows, size_t ld, size_t nc,
                             const float *a, const float *c, const float *b, int relu, int nt) {
+    if (flat_rows(ld, nc)) {
+        affine_flat(y, x, nrows * nc, nc, a, c, b, relu, nt);
+        return;
+    }
     for (size_t r = 0; r < nrows; r++, x += ld, y += ld) {
         size_t j = 0;
         if (nt) {
@@ -431,9 +530,39 @@ BNK_INLINE void gsums_block64(const float *dy, const float *x, const float *y, s
     }
 }
 
+/* k_gsums_rows over a stretch of len floats without gaps (see flat_rows). */
+BNK_INLINE void gsums_flat(const float *dy, const float *x, const float *y, size_t len, size_t nc,
+                           const double *ctr, double *sg, double *sgx) {
+    const __m512d cv[2] = {pattern8d(ctr, nc, 0), pattern8d(ctr, nc, 1)};
+    __m512d g[4], gx[4];
+    for (int u = 0; u < 4; u++) g[u] = gx[u] = _mm512_setzero_pd();
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32)
+        for (int u = 0; u < 4; u++) {
+            const size_t o = i + 8 * (size_t)u;
+            const __m512d gv = grad8(dy, y, o, 0xFF), xv = wide_sub(x + o, cv[u & 1]);
+            g[u] = _mm512_add_pd(g[u], gv);
+            gx[u] = _mm512_fmadd_pd(gv, xv, gx[u]);
+        }
+    for (; i < len; i += 8) {
+        const __mmask8 m = mask8(len - i);
+        const int h = (i & 8) != 0;
+        const __m512d gv = grad8(dy, y, i, m);
+        const __m512d xv =
+            _mm512_maskz_sub_pd(m, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + i)), cv[h]);
+        g[h] = _mm512_add_pd(g[h], gv);
+        gx[h] = _mm512_fmadd_pd(gv, xv, gx[h]);
+    }
+    fold16(_mm512_add_pd(g[0], g[2]), _mm512_add_pd(g[1], g[3]), nc, sg);
+    fold16(_mm512_add_pd(gx[0], gx[2]), _mm512_add_pd(gx[1], gx[3]), nc, sgx);
+}
+
 static void k_gsums_rows(const float *dy, const float *x, const float *y, size_t nrows, size_t ld,
                          size_t nc, const double *ctr, double *sg, double *sgx) {
-    if (nc == 64)
+    if (flat_rows(ld, nc))
+        y ? gsums_flat(dy, x, y, nrows * nc, nc, ctr, sg, sgx)
+          : gsums_flat(dy, x, NULL, nrows * nc, nc, ctr, sg, sgx);
+    else if (nc == 64)
         y ? gsums_block64(dy, x, y, nrows, ld, ctr, sg, sgx)
           : gsums_block64(dy, x, NULL, nrows, ld, ctr, sg, sgx);
     else
@@ -441,9 +570,48 @@ static void k_gsums_rows(const float *dy, const float *x, const float *y, size_t
           : gsums_cols(dy, x, NULL, nrows, ld, nc, ctr, sg, sgx);
 }
 
+/* gout_rows over rows without gaps, as affine_flat. */
+BNK_INLINE void gout_flat(float *dx, const float *dy, const float *x, const float *y, size_t len,
+                          size_t nc, const float *kg, const float *kx, const float *mx,
+                          const float *k0, int nt) {
+    size_t i = 0;
+    if (nt && (i = to_line(dx, len)) > 0) {
+        const __mmask16 m = mask16(i);
+        _mm512_mask_storeu_ps(dx, m,
+                              gout(grad16(dy, y, 0, m), _mm512_maskz_loadu_ps(m, x),
+                                   pattern16(kg, nc, 0), pattern16(kx, nc, 0), pattern16(mx, nc, 0),
+                                   pattern16(k0, nc, 0)));
+    }
+    const size_t ph = i;
+    const __m512 g = pattern16(kg, nc, ph), s = pattern16(kx, nc, ph), m = pattern16(mx, nc, ph),
+                 o = pattern16(k0, nc, ph);
+    if (nt) {
+        for (; i + 16 <= len; i += 16)
+            _mm512_stream_ps(dx + i,
+                             gout(grad16(dy, y, i, 0xFFFF), _mm512_loadu_ps(x + i), g, s, m, o));
+    } else {
+        for (; i + 32 <= len; i += 32) {
+            const __m512 v0 = gout(grad16(dy, y, i, 0xFFFF), _mm512_loadu_ps(x + i), g, s, m, o);
+            const __m512 v1 =
+                gout(grad16(dy, y, i + 16, 0xFFFF), _mm512_loadu_ps(x + i + 16), g, s, m, o);
+            _mm512_storeu_ps(dx + i, v0);
+            _mm512_storeu_ps(dx + i + 16, v1);
+        }
+    }
+    for (; i < len; i += 16) {
+        const __mmask16 t = mask16(len - i);
+        _mm512_mask_storeu_ps(
+            dx + i, t, gout(grad16(dy, y, i, t), _mm512_maskz_loadu_ps(t, x + i), g, s, m, o));
+    }
+}
+
 BNK_INLINE void gout_rows(float *dx, const float *dy, const float *x, const float *y, size_t nrows,
                           size_t ld, size_t nc, const float *kg, const float *kx, const float *mx,
                           const float *k0, int nt) {
+    if (flat_rows(ld, nc)) {
+        gout_flat(dx, dy, x, y, nrows * nc, nc, kg, kx, mx, k0, nt);
+        return;
+    }
     for (size_t r = 0, o = 0; r < nrows; r++, o += ld) {
         size_t j = 0;
         if (nt) {

@@ -8,7 +8,8 @@
  *
  * Layout: planar (NCHW with H*W > 1) sweeps each channel's n runs of hw floats; interleaved (NC,
  * NHWC) sweeps rows of C floats in blocks of OPT_BLOCK channels with per-block accumulators on
- * the stack (no allocation). */
+ * the stack (no allocation). Blocked (nChw16c, nChw8c) is interleaved, one channel block of the
+ * layout at a time: its rows (bnk__bn_rows) are swept image by image, one contiguous run each. */
 #include <math.h>
 #include <stddef.h>
 
@@ -62,37 +63,59 @@ static inline void planar_affine(const bnk__bn_dims *d, size_t c, int relu, floa
     }
 }
 
-/* Interleaved channels [c0, c0 + nb), nb <= OPT_BLOCK: means and M2s in two passes. */
+/* Channels per interleaved block: OPT_BLOCK, or the layout's channel block (so that a block of
+ * the loops below never crosses one of the layout). */
+static inline size_t block_width(const bnk__bn_dims *d) {
+    return d->blk ? d->blk : OPT_BLOCK;
+}
+
+/* Interleaved channels [c0, c0 + nb), nb <= block_width: means and M2s in two passes. Rows go
+ * run by run (bnk__bn_rows): a run's first row at offset o, its len rows ld apart. */
 static inline void block_moments(const bnk__bn_dims *d, size_t c0, size_t nb, double *mean,
                                  double *sq, const float *x) {
-    const size_t C = d->c, rows = d->n * d->hw;
+    const bnk__bn_rows g = bnk__bn_rows_of(d);
+    const size_t rows = d->n * d->hw, ld = g.ld;
     double sum[OPT_BLOCK] = {0};
     for (size_t j = 0; j < nb; j++) sq[j] = 0.0;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C + c0;
+    for (size_t r0 = 0, len = 0; r0 < rows; r0 += len) {
+        len = bnk__bn_rows_len(&g, r0, rows);
+        const float *xs = x + bnk__bn_rows_off(&g, r0, c0);
+        for (size_t r = 0; r < len; r++) {
+            const float *xr = xs + r * ld;
 #pragma omp simd
-        for (size_t j = 0; j < nb; j++) sum[j] += (double)xr[j];
+            for (size_t j = 0; j < nb; j++) sum[j] += (double)xr[j];
+        }
     }
     for (size_t j = 0; j < nb; j++) mean[j] = sum[j] / (double)rows;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C + c0;
+    for (size_t r0 = 0, len = 0; r0 < rows; r0 += len) {
+        len = bnk__bn_rows_len(&g, r0, rows);
+        const float *xs = x + bnk__bn_rows_off(&g, r0, c0);
+        for (size_t r = 0; r < len; r++) {
+            const float *xr = xs + r * ld;
 #pragma omp simd
-        for (size_t j = 0; j < nb; j++) {
-            double dev = (double)xr[j] - mean[j];
-            sq[j] += dev * dev;
+            for (size_t j = 0; j < nb; j++) {
+                double dev = (double)xr[j] - mean[j];
+                sq[j] += dev * dev;
+            }
         }
     }
 }
 
-static inline void block_affine(const bnk__bn_dims *d, size_t c0, size_t nb, int relu,
-                                const float *a, const float *cx, const float *b, float *y,
+/* y = a*(x - cx) + b (then ReLU) over rows [r0, r1) of interleaved channels [c0, c0 + nb). */
+static inline void block_affine(const bnk__bn_dims *d, size_t c0, size_t nb, size_t r0, size_t r1,
+                                int relu, const float *a, const float *cx, const float *b, float *y,
                                 const float *x) {
-    const size_t C = d->c, rows = d->n * d->hw;
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C + c0;
-        float *yr = y + r * C + c0;
+    const bnk__bn_rows g = bnk__bn_rows_of(d);
+    const size_t ld = g.ld;
+    for (size_t len = 0; r0 < r1; r0 += len) {
+        len = bnk__bn_rows_len(&g, r0, r1);
+        const size_t o = bnk__bn_rows_off(&g, r0, c0);
+        for (size_t r = 0; r < len; r++) {
+            const float *xr = x + o + r * ld;
+            float *yr = y + o + r * ld;
 #pragma omp simd
-        for (size_t j = 0; j < nb; j++) yr[j] = relu_if(relu, a[j] * (xr[j] - cx[j]) + b[j]);
+            for (size_t j = 0; j < nb; j++) yr[j] = relu_if(relu, a[j] * (xr[j] - cx[j]) + b[j]);
+        }
     }
 }
 
@@ -138,15 +161,20 @@ static inline void planar_gout(const bnk__bn_dims *d, size_t c, int relu, float 
 static inline void block_gsums(const bnk__bn_dims *d, size_t c0, size_t nb, int relu,
                                const double *center, double *sum_g, double *sum_gx, const float *dy,
                                const float *x, const float *y) {
-    const size_t C = d->c, rows = d->n * d->hw;
+    const bnk__bn_rows geo = bnk__bn_rows_of(d);
+    const size_t rows = d->n * d->hw;
     for (size_t j = 0; j < nb; j++) sum_g[j] = sum_gx[j] = 0.0;
-    for (size_t r = 0; r < rows; r++) {
-        const size_t base = r * C + c0;
+    for (size_t r0 = 0, len = 0; r0 < rows; r0 += len) {
+        len = bnk__bn_rows_len(&geo, r0, rows);
+        const size_t o = bnk__bn_rows_off(&geo, r0, c0);
+        for (size_t r = 0; r < len; r++) {
+            const size_t base = o + r * geo.ld;
 #pragma omp simd
-        for (size_t j = 0; j < nb; j++) {
-            double g = masked(relu, dy, y, base + j);
-            sum_g[j] += g;
-            sum_gx[j] += g * ((double)x[base + j] - center[j]);
+            for (size_t j = 0; j < nb; j++) {
+                double g = masked(relu, dy, y, base + j);
+                sum_g[j] += g;
+                sum_gx[j] += g * ((double)x[base + j] - center[j]);
+            }
         }
     }
 }
@@ -154,13 +182,18 @@ static inline void block_gsums(const bnk__bn_dims *d, size_t c0, size_t nb, int 
 static inline void block_gout(const bnk__bn_dims *d, size_t c0, size_t nb, int relu,
                               const float *kg, const float *kx, const float *mx, const float *k0,
                               float *dx, const float *dy, const float *x, const float *y) {
-    const size_t C = d->c, rows = d->n * d->hw;
-    for (size_t r = 0; r < rows; r++) {
-        const size_t base = r * C + c0;
+    const bnk__bn_rows geo = bnk__bn_rows_of(d);
+    const size_t rows = d->n * d->hw;
+    for (size_t r0 = 0, len = 0; r0 < rows; r0 += len) {
+        len = bnk__bn_rows_len(&geo, r0, rows);
+        const size_t o = bnk__bn_rows_off(&geo, r0, c0);
+        for (size_t r = 0; r < len; r++) {
+            const size_t base = o + r * geo.ld;
 #pragma omp simd
-        for (size_t j = 0; j < nb; j++) {
-            float g = (relu && !(y[base + j] > 0.0f)) ? 0.0f : dy[base + j];
-            dx[base + j] = kg[j] * g + kx[j] * (x[base + j] - mx[j]) + k0[j];
+            for (size_t j = 0; j < nb; j++) {
+                float g = (relu && !(y[base + j] > 0.0f)) ? 0.0f : dy[base + j];
+                dx[base + j] = kg[j] * g + kx[j] * (x[base + j] - mx[j]) + k0[j];
+            }
         }
     }
 }
@@ -199,11 +232,11 @@ static void train_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d, i
                               float *y, double *saved, float *running_mean, float *running_var,
                               const float *x, const float *gamma, const float *beta) {
     const size_t C = d->c, rows = d->n * d->hw;
-    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const size_t W = block_width(d), blocks = (C + W - 1) / W;
     const int relu = cfg->fuse_relu;
 #pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const size_t c0 = blk * W, nb = C - c0 < W ? C - c0 : W;
         double mean[OPT_BLOCK], sq[OPT_BLOCK];
         block_moments(d, c0, nb, mean, sq, x);
         float a[OPT_BLOCK], cx[OPT_BLOCK], b[OPT_BLOCK];
@@ -212,7 +245,7 @@ static void train_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d, i
                                     &running_mean[c0 + j], &running_var[c0 + j], saved, C, c0 + j);
             bnk__bn_train_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
         }
-        block_affine(d, c0, nb, relu, a, cx, b, y, x);
+        block_affine(d, c0, nb, 0, d->n * d->hw, relu, a, cx, b, y, x);
     }
 }
 
@@ -248,23 +281,17 @@ static void opt_forward_infer(const bnk_bn_config *cfg, const bnk__bn_dims *d, f
         return;
     }
     const size_t rows = d->n * hw, chunks = (rows + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK;
+    const size_t W = block_width(d);
 #pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
     for (size_t chunk = 0; chunk < chunks; chunk++) {
         const size_t r0 = chunk * OPT_ROW_CHUNK;
         const size_t r1 = rows - r0 < OPT_ROW_CHUNK ? rows : r0 + OPT_ROW_CHUNK;
-        for (size_t c0 = 0; c0 < C; c0 += OPT_BLOCK) {
-            const size_t nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        for (size_t c0 = 0; c0 < C; c0 += W) {
+            const size_t nb = C - c0 < W ? C - c0 : W;
             float a[OPT_BLOCK], b[OPT_BLOCK];
             for (size_t j = 0; j < nb; j++)
                 bnk__bn_infer_coef(cfg, c0 + j, gamma, beta, running_var, &a[j], &b[j]);
-            const float *mu = running_mean + c0;
-            for (size_t r = r0; r < r1; r++) {
-                const float *xr = x + r * C + c0;
-                float *yr = y + r * C + c0;
-#pragma omp simd
-                for (size_t j = 0; j < nb; j++)
-                    yr[j] = relu_if(relu, a[j] * (xr[j] - mu[j]) + b[j]);
-            }
+            block_affine(d, c0, nb, r0, r1, relu, a, running_mean + c0, b, y, x);
         }
     }
 }
@@ -294,11 +321,11 @@ static void backward_interleaved(const bnk_bn_config *cfg, const bnk__bn_dims *d
                                  float *dgamma, float *dbeta, const float *dy, const float *x,
                                  const float *y, const float *gamma, const double *saved) {
     const size_t C = d->c, rows = d->n * d->hw;
-    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const size_t W = block_width(d), blocks = (C + W - 1) / W;
     const int relu = cfg->fuse_relu;
 #pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const size_t c0 = blk * W, nb = C - c0 < W ? C - c0 : W;
         double sum_g[OPT_BLOCK], sum_gx[OPT_BLOCK];
         block_gsums(d, c0, nb, relu, saved + BNK_SAVED_CENTER * C + c0, sum_g, sum_gx, dy, x, y);
         float kg[OPT_BLOCK], kx[OPT_BLOCK], mx[OPT_BLOCK], k0[OPT_BLOCK];
@@ -334,10 +361,10 @@ static void opt_moments(const bnk__bn_dims *d, double *count, double *mean, doub
         for (size_t c = 0; c < C; c++) planar_moments(d, c, &mean[c], &m2[c], x);
         return;
     }
-    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const size_t W = block_width(d), blocks = (C + W - 1) / W;
 #pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const size_t c0 = blk * W, nb = C - c0 < W ? C - c0 : W;
         block_moments(d, c0, nb, mean + c0, m2 + c0, x);
     }
 }
@@ -356,14 +383,14 @@ static void opt_train_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, fl
         }
         return;
     }
-    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const size_t W = block_width(d), blocks = (C + W - 1) / W;
 #pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const size_t c0 = blk * W, nb = C - c0 < W ? C - c0 : W;
         float a[OPT_BLOCK], cx[OPT_BLOCK], b[OPT_BLOCK];
         for (size_t j = 0; j < nb; j++)
             bnk__bn_train_coef(cfg, saved, C, c0 + j, gamma, beta, &a[j], &cx[j], &b[j]);
-        block_affine(d, c0, nb, relu, a, cx, b, y, x);
+        block_affine(d, c0, nb, 0, d->n * d->hw, relu, a, cx, b, y, x);
     }
 }
 
@@ -381,10 +408,10 @@ static void opt_grad_sums(const bnk_bn_config *cfg, const bnk__bn_dims *d, doubl
         }
         return;
     }
-    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const size_t W = block_width(d), blocks = (C + W - 1) / W;
 #pragma omp parallel for schedule(static) if (m * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const size_t c0 = blk * W, nb = C - c0 < W ? C - c0 : W;
         block_gsums(d, c0, nb, relu, center + c0, sum_g + c0, sum_gxh + c0, dy, x, y);
         for (size_t j = 0; j < nb; j++) sum_gxh[c0 + j] *= inv_std[c0 + j];
     }
@@ -405,10 +432,10 @@ static void opt_grad_output(const bnk_bn_config *cfg, const bnk__bn_dims *d, dou
         }
         return;
     }
-    const size_t blocks = (C + OPT_BLOCK - 1) / OPT_BLOCK;
+    const size_t W = block_width(d), blocks = (C + W - 1) / W;
 #pragma omp parallel for schedule(static) if (rows * C >= OPT_PARALLEL_MIN)
     for (size_t blk = 0; blk < blocks; blk++) {
-        const size_t c0 = blk * OPT_BLOCK, nb = C - c0 < OPT_BLOCK ? C - c0 : OPT_BLOCK;
+        const size_t c0 = blk * W, nb = C - c0 < W ? C - c0 : W;
         float kg[OPT_BLOCK], kx[OPT_BLOCK], mx[OPT_BLOCK], k0[OPT_BLOCK];
         for (size_t j = 0; j < nb; j++)
             grad_coef(cfg, C, c0 + j, m, sum_g[c0 + j], sum_gxh[c0 + j], gamma, saved, &kg[j],

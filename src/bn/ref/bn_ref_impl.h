@@ -6,8 +6,10 @@
 
 /* Index of value j (0 <= j < m) of channel c. */
 static size_t BNK_REF_NAME(index)(const bnk__bn_dims *d, size_t c, size_t j) {
-    size_t n = j / d->hw, s = j % d->hw;
-    return d->planar ? (n * d->c + c) * d->hw + s : (n * d->hw + s) * d->c + c;
+    const size_t n = j / d->hw, s = j % d->hw, B = d->blk;
+    if (d->planar) return (n * d->c + c) * d->hw + s;
+    if (B) return ((n * (d->c / B) + c / B) * d->hw + s) * B + c % B;
+    return (n * d->hw + s) * d->c + c;
 }
 
 /* Mean and M2 (sum of squared deviations from the mean) of channel c, in two passes: the mean,

@@ -7,7 +7,9 @@
  *
  * Primitives the ISA file provides. "runs": nruns runs of len contiguous floats, the first at
  * the pointer and each next one `stride` floats further (planar layout). "rows": nrows rows of
- * nc contiguous floats, `ld` floats apart (interleaved layout); nc <= SW_CB for the sums.
+ * nc contiguous floats, `ld` floats apart (interleaved layout); nc <= SW_CB for the sums. Rows
+ * without gaps (ld == nc) of at most 16 channels, as a blocked layout's are, are one stretch of
+ * memory, which the ISA files sweep as one run (their *_flat loops).
  *
  *   k_sums_runs(x, nruns, len, stride, K, *s1, *s2)      s1 = sum(x-K), s2 = sum((x-K)^2)
  *   k_affine_runs(y, x, nruns, len, stride, a, c, b, relu, nt)
@@ -22,10 +24,15 @@
  *   k_gsums_rows(dy, x, y, nrows, ld, nc, ctr[nc], sg[nc], sgx[nc])   written (not added)
  *   k_gout_rows(dx, dy, x, y, nrows, ld, nc, kg[nc], kx[nc], mx[nc], k0[nc], nt)
  *
- * Statistics. Each channel's values are cut into chunks of at most SW_CHUNK values (planar) or
- * SW_TILE_ROWS rows (interleaved). A chunk is summed in one pass in double about a shift K, the
- * chunk's first value: s1 = sum(x-K), s2 = sum((x-K)^2), so the chunk's mean is K + s1/n and
- * its squared deviations M2 = s2 - s1^2/n. Because K is one of the chunk's values,
+ * Layouts. Planar: NCHW. Interleaved: NC, NHWC, and the blocked nChw16c and nChw8c, which are
+ * interleaved tensors seen one channel block at a time: rows of the block's channels, one
+ * contiguous run of H*W rows per image (bnk__bn_rows; sw_walk cuts row ranges at images for
+ * them only, and channel groups at blocks).
+ *
+ * Statistics. Each channel's values are cut into chunks of at most SW_CHUNK values (planar,
+ * blocked) or SW_TILE_ROWS rows (NC, NHWC). A chunk is summed in one pass in double about a
+ * shift K, the chunk's first value: s1 = sum(x-K), s2 = sum((x-K)^2), so the chunk's mean is
+ * K + s1/n and its squared deviations M2 = s2 - s1^2/n. Because K is one of the chunk's values,
  * (K - mean)^2 <= M2, so s2 <= (n+1)*M2 and the cancellation costs at most log10(n+1) digits
  * of double precision (about 3.6 for n = 4096), leaving ~1e-12 relative: the same accuracy as
  * the reference's two passes over the data, in one pass, and with one read of each value.
@@ -48,6 +55,10 @@
  *               the caches, few channels, tall NC) every thread streams a slice of the rows, and
  *               each group of channels' partial statistics meet after a barrier.
  *               Channel groups are SW_GROUP wide: few barriers, and rows read in long runs.
+ *               Blocked layouts share out their channel blocks whenever they go round evenly
+ *               (sw_by_channels), else rows as above (a thread's rows may start or end inside an
+ *               image). A group's statistics are summed image by image, from the last image,
+ *               each image's blocks in memory order, and its output written from the first.
  * Scratch: partial results live on each thread's own stack, in fixed sizes (SW_SPLIT_GROUP
  * channel triples; or a SW_GROUP-channel group's partials and coefficients, ~24 KiB at most);
  * threads publish a pointer to theirs in a fixed array of SW_MAX_THREADS pointers on the
@@ -249,23 +260,105 @@ static void sw_planar_gout(float *dx, const float *dy, const float *x, const flo
 
 /* ---- Interleaved tiles --------------------------------------------------------------------- */
 
-/* Statistics of rows [r0, r1) for channels [c0, c0 + nc) of an interleaved tensor with C
- * channels: mean[nc], m2[nc] (count r1 - r0), swept in tiles of SW_TILE_ROWS x SW_CB. */
-static void sw_rows_stats(const float *x, size_t C, size_t c0, size_t nc, size_t r0, size_t r1,
-                          double *mean, double *m2) {
+/* A piece of an interleaved tensor that the row primitives take: nrows rows of w channels, ld
+ * (bnk__bn_rows) floats apart, the first value at element off; its rows start at row r and its
+ * channels at the group's channel j; `done` rows of the walk's range came before its rows. */
+typedef struct sw_piece {
+    size_t r, off, nrows, j, w, done;
+} sw_piece;
+
+/* Cuts rows [r0, r1) of a group of channels [c0, c0 + nc) into pieces: row ranges one after the
+ * other, and within a row range the channels in order.
+ *   Plain layouts (one run of rows): for the sums passes (sums != 0), tiles of SW_TILE_ROWS rows
+ *   x SW_CB channels, each tile row across the group, so that a tile's lines stay in cache while
+ *   its channels are swept; for the output passes, one piece of all the rows and channels. Rows
+ *   are never cut per image (that would make NC a call per row).
+ *   Blocked layouts: a row range per image (a run of rows), a block at a time (the group starts
+ *   at a block): image by image, a group's blocks come one contiguous stretch of memory after
+ *   the other. The sums passes go from the last image to the first, the output passes from the
+ *   first: each pass starts with the data that the one before it (or the producer of the data)
+ *   touched last, which may still be in cache (the training forward measured 1-2% faster so on
+ *   (100,32,28,28), (100,64,14,14) and (32,64,56,56) nChw16c, the backward the same). */
+typedef struct sw_walk {
+    const bnk__bn_rows *g;
+    size_t nc, r0, r1, maxrows, width;
+    int rev;      /* row ranges from the last */
+    size_t c0off; /* offset of channel c0 within a row */
+    size_t r;     /* the current row range's first row (rev: its end) */
+    size_t nrows; /* its rows */
+    size_t roff;  /* the offset of its first row */
+    size_t j;     /* the next piece's channel */
+    size_t joff;  /* its offset from channel c0's */
+    size_t done;  /* rows of the ranges before the current one */
+} sw_walk;
+
+static inline sw_walk sw_walk_start(const bnk__bn_dims *d, const bnk__bn_rows *g, size_t c0,
+                                    size_t nc, size_t r0, size_t r1, int sums) {
+    const int rev = d->blk && sums;
+    const size_t maxrows = d->blk || !sums ? SIZE_MAX : SW_TILE_ROWS;
+    const size_t width = d->blk ? d->blk : sums ? SW_CB : nc;
+    sw_walk w = {g, nc, r0, r1, maxrows, width, rev, bnk__bn_rows_off(g, 0, c0), rev ? r1 : r0,
+                 0, 0,  0,  0,  0};
+    return w;
+}
+
+/* The next piece; 0 at the end. Integer divisions only once per row range of a blocked layout
+ * (an image), none for plain layouts. */
+static inline int sw_walk_next(sw_walk *w, sw_piece *p) {
+    if (w->j >= w->nc) { /* the row range is done */
+        w->r = w->rev ? w->r - w->nrows : w->r + w->nrows;
+        w->done += w->nrows;
+        w->j = 0;
+    }
+    if (w->done >= w->r1 - w->r0 || w->nc == 0) return 0;
+    if (w->j == 0) {
+        if (!w->rev) {
+            w->nrows = sw_min(bnk__bn_rows_len(w->g, w->r, w->r1), w->maxrows);
+        } else {
+            const size_t last = w->r - 1, run0 = last - last % w->g->run;
+            w->nrows = sw_min(w->r - (run0 > w->r0 ? run0 : w->r0), w->maxrows);
+        }
+        w->roff = bnk__bn_rows_off(w->g, w->rev ? w->r - w->nrows : w->r, 0) + w->c0off;
+        w->joff = 0;
+    }
+    p->r = w->rev ? w->r - w->nrows : w->r;
+    p->nrows = w->nrows;
+    p->done = w->done;
+    p->j = w->j;
+    p->w = sw_min(w->width, w->nc - w->j);
+    p->off = w->roff + w->joff;
+    w->j += p->w;
+    w->joff += w->g->bstride ? w->g->bstride : p->w; /* the next block, or the next channels */
+    return 1;
+}
+
+/* Rows per chunk of the interleaved sums: a plain layout's tile (SW_TILE_ROWS); a blocked
+ * layout's block of an image is one contiguous stretch, summed in chunks of SW_CHUNK values per
+ * channel, as planar channels are. */
+static inline size_t sw_tile_rows(const bnk__bn_dims *d) {
+    return d->blk ? SW_CHUNK : SW_TILE_ROWS;
+}
+
+/* Statistics of rows [r0, r1) for interleaved channels [c0, c0 + nc): mean[nc], m2[nc] (count
+ * r1 - r0), in chunks of sw_tile_rows rows merged in the order of sw_walk's pieces. */
+static void sw_rows_stats(const float *x, const bnk__bn_dims *d, size_t c0, size_t nc, size_t r0,
+                          size_t r1, double *mean, double *m2) {
+    const bnk__bn_rows g = bnk__bn_rows_of(d);
     double K[SW_CB], s1[SW_CB], s2[SW_CB];
-    double n = 0.0;
     for (size_t j = 0; j < nc; j++) mean[j] = m2[j] = 0.0;
-    for (size_t r = r0; r < r1; r += SW_TILE_ROWS) {
-        const size_t nr = sw_min(SW_TILE_ROWS, r1 - r);
-        const double nb = (double)nr, tot = n + nb, f = nb / tot;
-        for (size_t cb = 0; cb < nc; cb += SW_CB) {
-            const size_t w = sw_min(SW_CB, nc - cb);
-            const float *xt = x + r * C + c0 + cb;
-            for (size_t j = 0; j < w; j++) K[j] = sw_shift(xt[j]);
-            k_sums_rows(xt, nr, C, w, K, s1, s2);
-            double *mu = mean + cb, *q = m2 + cb;
-            for (size_t j = 0; j < w; j++) {
+    const size_t tile = sw_tile_rows(d);
+    sw_walk wk = sw_walk_start(d, &g, c0, nc, r0, r1, 1);
+    sw_piece p;
+    while (sw_walk_next(&wk, &p)) {
+        double n = (double)p.done; /* values of these channels merged so far */
+        for (size_t t = 0; t < p.nrows; t += tile) {
+            const size_t nr = sw_min(tile, p.nrows - t);
+            const double nb = (double)nr, tot = n + nb, f = nb / tot;
+            const float *xt = x + p.off + t * g.ld;
+            for (size_t j = 0; j < p.w; j++) K[j] = sw_shift(xt[j]);
+            k_sums_rows(xt, nr, g.ld, p.w, K, s1, s2);
+            double *mu = mean + p.j, *q = m2 + p.j;
+            for (size_t j = 0; j < p.w; j++) {
                 double mb, qb;
                 sw_chunk(nb, K[j], s1[j], s2[j], &mb, &qb);
                 if (n == 0.0) {
@@ -277,29 +370,57 @@ static void sw_rows_stats(const float *x, size_t C, size_t c0, size_t nc, size_t
                     q[j] += qb + delta * delta * n * f;
                 }
             }
+            n = tot;
         }
-        n = tot;
     }
 }
 
-/* Backward sums of rows [r0, r1) for channels [c0, c0 + nc): sg[nc], sgx[nc] (written). Tiles of
- * SW_TILE_ROWS rows keep each tile's lines in cache while its SW_CB-wide blocks are swept. */
-static void sw_rows_gsums(const float *dy, const float *x, const float *y, size_t C, size_t c0,
-                          size_t nc, size_t r0, size_t r1, const double *center, double *sg,
-                          double *sgx) {
+/* Backward sums of rows [r0, r1) for interleaved channels [c0, c0 + nc): sg[nc], sgx[nc]
+ * (written), in the pieces and chunks of sw_rows_stats. */
+static void sw_rows_gsums(const float *dy, const float *x, const float *y, const bnk__bn_dims *d,
+                          size_t c0, size_t nc, size_t r0, size_t r1, const double *center,
+                          double *sg, double *sgx) {
+    const bnk__bn_rows g = bnk__bn_rows_of(d);
     double a[SW_CB], b[SW_CB];
     for (size_t j = 0; j < nc; j++) sg[j] = sgx[j] = 0.0;
-    for (size_t r = r0; r < r1; r += SW_TILE_ROWS) {
-        const size_t nr = sw_min(SW_TILE_ROWS, r1 - r);
-        for (size_t cb = 0; cb < nc; cb += SW_CB) {
-            const size_t w = sw_min(SW_CB, nc - cb), off = r * C + c0 + cb;
-            k_gsums_rows(dy + off, x + off, y ? y + off : NULL, nr, C, w, center + cb, a, b);
-            for (size_t j = 0; j < w; j++) {
-                sg[cb + j] += a[j];
-                sgx[cb + j] += b[j];
+    const size_t tile = sw_tile_rows(d);
+    sw_walk wk = sw_walk_start(d, &g, c0, nc, r0, r1, 1);
+    sw_piece p;
+    while (sw_walk_next(&wk, &p))
+        for (size_t t = 0; t < p.nrows; t += tile) {
+            const size_t nr = sw_min(tile, p.nrows - t), off = p.off + t * g.ld;
+            k_gsums_rows(dy + off, x + off, y ? y + off : NULL, nr, g.ld, p.w, center + p.j, a, b);
+            for (size_t j = 0; j < p.w; j++) {
+                sg[p.j + j] += a[j];
+                sgx[p.j + j] += b[j];
             }
         }
-    }
+}
+
+/* Output pass y = a*(x - c) + b (then ReLU) over rows [r0, r1) of interleaved channels
+ * [c0, c0 + nc); a, c, b [nc]. */
+static void sw_rows_affine(float *y, const float *x, const bnk__bn_dims *d, size_t c0, size_t nc,
+                           size_t r0, size_t r1, const float *a, const float *c, const float *b,
+                           int relu, int nt) {
+    const bnk__bn_rows g = bnk__bn_rows_of(d);
+    sw_walk wk = sw_walk_start(d, &g, c0, nc, r0, r1, 0);
+    sw_piece p;
+    while (sw_walk_next(&wk, &p))
+        k_affine_rows(y + p.off, x + p.off, p.nrows, g.ld, p.w, a + p.j, c + p.j, b + p.j, relu,
+                      nt);
+}
+
+/* Backward output pass over rows [r0, r1) of interleaved channels [c0, c0 + nc). */
+static void sw_rows_gout(float *dx, const float *dy, const float *x, const float *y,
+                         const bnk__bn_dims *d, size_t c0, size_t nc, size_t r0, size_t r1,
+                         const float *kg, const float *kx, const float *mx, const float *k0,
+                         int nt) {
+    const bnk__bn_rows g = bnk__bn_rows_of(d);
+    sw_walk wk = sw_walk_start(d, &g, c0, nc, r0, r1, 0);
+    sw_piece p;
+    while (sw_walk_next(&wk, &p))
+        k_gout_rows(dx + p.off, dy + p.off, x + p.off, y ? y + p.off : NULL, p.nrows, g.ld, p.w,
+                    kg + p.j, kx + p.j, mx + p.j, k0 + p.j, nt);
 }
 
 /* ---- Training forward ---------------------------------------------------------------------- */
@@ -477,15 +598,25 @@ static void sw_train_planar(void *ctx, size_t tid, size_t nt) {
     }
 }
 
-/* Interleaved: whether threads take channels (blocks of SW_CB, when they go round evenly and a
- * block's rows fit SW_CACHE_BYTES, so the output pass re-reads from cache; no barrier) rather
- * than rows (each thread then streams its rows sequentially, which measured faster for tensors
- * larger than the caches, and is the only way to share few channels or tall NC). */
-static int sw_by_channels(size_t C, size_t R, size_t nt) {
-    const size_t nb = (C + SW_CB - 1) / SW_CB;
+/* Interleaved channels are shared out between threads in units of SW_CB channels, or of the
+ * layout's block. */
+static size_t sw_unit(const bnk__bn_dims *d) {
+    return d->blk ? d->blk : SW_CB;
+}
+
+/* Interleaved: whether threads take channels (units of sw_unit; no barrier) rather than rows.
+ * Plain layouts take channels when the units go round evenly and a unit's rows fit
+ * SW_CACHE_BYTES, so the output pass re-reads from cache; otherwise rows: each thread streams
+ * its rows sequentially, which measured faster for tensors larger than the caches (a unit is a
+ * narrow column of long rows), and is the only way to share few channels or tall NC. A blocked
+ * layout's unit, a block, is a contiguous stretch per image, read as fast as rows: it takes
+ * channels whenever they go round evenly (faster than rows and their barriers with 2 threads
+ * on (100,32,28,28), and far faster when a core is also busy with other work). */
+static int sw_by_channels(const bnk__bn_dims *d, size_t nt) {
+    const size_t U = sw_unit(d), nb = (d->c + U - 1) / U, R = d->n * d->hw;
     if (nt == 1) return 1;
     return nb >= nt && (nb % nt == 0 || nb >= 4 * nt) &&
-           R * SW_CB * sizeof(float) <= SW_CACHE_BYTES;
+           (d->blk || R * U * sizeof(float) <= SW_CACHE_BYTES);
 }
 
 static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
@@ -496,21 +627,21 @@ static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
     float a[SW_GROUP], cx[SW_GROUP], b[SW_GROUP];
     size_t lo, hi;
     /* (an output pass alone has nothing to re-read from cache, and takes rows) */
-    if (k->stats ? sw_by_channels(C, R, nt) : nt == 1) {
+    if (k->stats ? sw_by_channels(d, nt) : nt == 1) {
         double mean[SW_GROUP], m2[SW_GROUP];
-        const size_t w = SW_GROUP;
-        sw_share((C + SW_CB - 1) / SW_CB, tid, nt, &lo, &hi);
-        lo *= SW_CB;
-        hi = sw_min(hi * SW_CB, C);
+        const size_t w = SW_GROUP, U = sw_unit(d);
+        sw_share((C + U - 1) / U, tid, nt, &lo, &hi);
+        lo *= U;
+        hi = sw_min(hi * U, C);
         for (size_t g = lo; g < hi; g += w) {
             const size_t gl = sw_min(w, hi - g);
             if (k->stats) {
-                sw_rows_stats(k->x, C, g, gl, 0, R, mean, m2);
+                sw_rows_stats(k->x, d, g, gl, 0, R, mean, m2);
                 sw_train_channels_done(k, g, gl, (double)R, mean, m2, a, cx, b);
             } else {
                 sw_train_coefs(k, g, gl, a, cx, b);
             }
-            if (k->output) k_affine_rows(k->y + g, k->x + g, R, C, gl, a, cx, b, relu, k->nt);
+            if (k->output) sw_rows_affine(k->y, k->x, d, g, gl, 0, R, a, cx, b, relu, k->nt);
         }
         return;
     }
@@ -523,7 +654,7 @@ static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
     for (size_t g = 0; g < C; g += w) {
         const size_t gl = sw_min(w, C - g);
         if (k->stats) {
-            sw_rows_stats(k->x, C, g, gl, lo, hi, mine.mean, mine.m2);
+            sw_rows_stats(k->x, d, g, gl, lo, hi, mine.mean, mine.m2);
             k->part[tid] = &mine;
 #pragma omp barrier
             /* thread tid finishes channels [j0, j1) of the group, merging in thread order */
@@ -543,7 +674,7 @@ static void sw_train_interleaved(void *ctx, size_t tid, size_t nt) {
         }
         if (!k->output) continue;
         sw_train_coefs(k, g, gl, a, cx, b);
-        k_affine_rows(k->y + lo * C + g, k->x + lo * C + g, hi - lo, C, gl, a, cx, b, relu, k->nt);
+        sw_rows_affine(k->y, k->x, d, g, gl, lo, hi, a, cx, b, relu, k->nt);
     }
 }
 
@@ -661,8 +792,7 @@ static void sw_infer_interleaved(void *ctx, size_t tid, size_t nt) {
         const size_t gl = sw_min(SW_INFER_GROUP, C - g);
         for (size_t j = 0; j < gl; j++)
             bnk__bn_infer_coef(k->cfg, g + j, k->gamma, k->beta, k->running_var, &a[j], &b[j]);
-        k_affine_rows(k->y + lo * C + g, k->x + lo * C + g, hi - lo, C, gl, a, k->running_mean + g,
-                      b, relu, k->nt);
+        sw_rows_affine(k->y, k->x, d, g, gl, lo, hi, a, k->running_mean + g, b, relu, k->nt);
     }
 }
 
@@ -835,23 +965,22 @@ static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
     float kg[SW_GROUP], kx[SW_GROUP], mx[SW_GROUP], k0[SW_GROUP];
     size_t lo, hi;
     /* (an output pass alone has nothing to re-read from cache, and takes rows) */
-    if (k->sums ? sw_by_channels(C, R, nt) : nt == 1) {
+    if (k->sums ? sw_by_channels(d, nt) : nt == 1) {
         double sg[SW_GROUP], sgx[SW_GROUP];
-        const size_t w = SW_GROUP;
-        sw_share((C + SW_CB - 1) / SW_CB, tid, nt, &lo, &hi);
-        lo *= SW_CB;
-        hi = sw_min(hi * SW_CB, C);
+        const size_t w = SW_GROUP, U = sw_unit(d);
+        sw_share((C + U - 1) / U, tid, nt, &lo, &hi);
+        lo *= U;
+        hi = sw_min(hi * U, C);
         for (size_t g = lo; g < hi; g += w) {
             const size_t gl = sw_min(w, hi - g);
-            if (k->sums) sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, 0, R, center + g, sg, sgx);
+            if (k->sums) sw_rows_gsums(k->dy, k->x, ymask, d, g, gl, 0, R, center + g, sg, sgx);
             for (size_t j = 0; j < gl; j++) {
                 const double u = k->sums ? sg[j] : 0.0, v = k->sums ? sgx[j] : 0.0;
                 if (!sw_back_sums_done(k, g + j, u, v))
                     sw_back_coef(k, g + j, (double)R, u, v, 1, &kg[j], &kx[j], &mx[j], &k0[j]);
             }
             if (k->output)
-                k_gout_rows(k->dx + g, k->dy + g, k->x + g, ymask ? ymask + g : NULL, R, C, gl, kg,
-                            kx, mx, k0, k->nt);
+                sw_rows_gout(k->dx, k->dy, k->x, ymask, d, g, gl, 0, R, kg, kx, mx, k0, k->nt);
         }
         return;
     }
@@ -863,7 +992,7 @@ static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
         size_t j0, j1;
         sw_share(gl, tid, nt, &j0, &j1);
         if (k->sums) {
-            sw_rows_gsums(k->dy, k->x, ymask, C, g, gl, lo, hi, center + g, mine.sg, mine.sgx);
+            sw_rows_gsums(k->dy, k->x, ymask, d, g, gl, lo, hi, center + g, mine.sg, mine.sgx);
             k->part[tid] = &mine;
 #pragma omp barrier
         }
@@ -885,9 +1014,7 @@ static void sw_back_interleaved(void *ctx, size_t tid, size_t nt) {
 #pragma omp barrier /* before `mine` is overwritten by the next group */
         }
         if (!k->output) continue;
-        const size_t off = lo * C + g;
-        k_gout_rows(k->dx + off, k->dy + off, k->x + off, ymask ? ymask + off : NULL, hi - lo, C,
-                    gl, kg, kx, mx, k0, k->nt);
+        sw_rows_gout(k->dx, k->dy, k->x, ymask, d, g, gl, lo, hi, kg, kx, mx, k0, k->nt);
     }
 }
 
