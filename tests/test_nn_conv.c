@@ -10,7 +10,8 @@
  * |got - ref| <= (K + 2) * u * sum|terms|, the +2 covering the accumulation into pre-existing
  * dw/db (one more rounding, whose |pre-existing| is included in the sum). This is a rigorous
  * bound, tighter than a flat 1e-5 for the K (<= 300) used here. Max pooling forward is exact;
- * its backward sums at most ceil(k/s)^2 routed gradients, bounded the same way. */
+ * its backward sums at most ceil(k/s)^2 routed gradients, bounded the same way. Blocked
+ * activation layouts (nChw8c/16c) are checked against the NCHW operator: identical results. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,8 @@ static void fill_nan(float *p, size_t n) {
 
 static bnk__conv_shape conv_shape(int64_t c, int64_t h, int64_t w, int64_t f, int64_t k, int64_t s,
                                   int64_t p) {
-    bnk__conv_shape sh = {c, h, w, f, k, s, p, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1};
+    bnk__conv_shape sh = {c, h, w, f, k, s, p, (h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1,
+                          0, 0};
     return sh;
 }
 
@@ -473,7 +475,7 @@ static void test_conv_errors(void **state) {
 
 static bnk__pool_shape pool_shape(int64_t c, int64_t h, int64_t w, int64_t k, int64_t s,
                                   int64_t max_batch) {
-    bnk__pool_shape sh = {c, h, w, k, s, (h - k) / s + 1, (w - k) / s + 1, max_batch};
+    bnk__pool_shape sh = {c, h, w, k, s, (h - k) / s + 1, (w - k) / s + 1, max_batch, 0};
     return sh;
 }
 
@@ -628,6 +630,160 @@ static void test_pool_errors(void **state) {
     bnk__pool_destroy(NULL);
 }
 
+/* ---- Blocked layouts ------------------------------------------------------------------------ */
+
+/* Element (i, c, p) of an [n, C, hw] tensor in the layout of block b (0: NCHW), from the layout's
+ * definition (nn_internal.h), independently of src/nn's conversions. */
+static size_t at(int64_t C, int64_t hw, int b, int64_t i, int64_t c, int64_t p) {
+    if (!b) return (size_t)((i * C + c) * hw + p);
+    return (size_t)(((i * (C / b) + c / b) * hw + p) * b + c % b);
+}
+
+/* dst in layout db = src in layout sb. */
+static void relayout(int64_t n, int64_t C, int64_t hw, int db, float *dst, int sb,
+                     const float *src) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < hw; p++)
+                dst[at(C, hw, db, i, c, p)] = src[at(C, hw, sb, i, c, p)];
+}
+
+static void expect_same(const char *what, const float *got, const float *want, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+            fail_msg("%s: index %zu: %.9g, NCHW gives %.9g", what, i, got[i], want[i]);
+}
+
+/* bnk__block / bnk__unblock against the definition, both directions, blocks 8 and 16. */
+static void test_block_conversions(void **state) {
+    (void)state;
+    const int64_t n = 3, C = 32, hw = 5 * 7;
+    const size_t count = (size_t)(n * C * hw);
+    float *x = falloc(count), *want = falloc(count), *got = falloc(count), *back = falloc(count);
+    for (size_t i = 0; i < count; i++) x[i] = (float)i;
+    for (int b = 8; b <= 16; b += 8) {
+        relayout(n, C, hw, b, want, 0, x);
+        bnk__block(n, C, hw, b, got, x);
+        expect_same("block", got, want, count);
+        bnk__unblock(n, C, hw, b, back, got);
+        expect_same("unblock", back, x, count);
+    }
+    free(x), free(want), free(got), free(back);
+}
+
+/* A convolution whose activations are blocked computes exactly what the NCHW one does: in either
+ * strategy the same primitive runs and the layouts only change the (exact) reorders. Forward, dx,
+ * dw and db for every combination of input and output blocks, and the layout oneDNN prefers. */
+static void test_conv_blocked(void **state) {
+    (void)state;
+    const struct {
+        bnk__conv_shape shape;
+        int in_block, out_block;
+    } cases[] = {
+        {conv_shape(1, 28, 28, 32, 3, 1, 1), 0, 16},   /* the CNN's conv1 */
+        {conv_shape(32, 14, 14, 64, 3, 1, 1), 16, 16}, /* its conv2 */
+        {conv_shape(16, 6, 5, 16, 3, 2, 1), 16, 0},    {conv_shape(16, 6, 6, 24, 1, 1, 0), 8, 8},
+        {conv_shape(3, 7, 7, 16, 3, 1, 1), 0, 8},
+    };
+    const int64_t n = 3;
+    for (int f = 0; f < NFORMATS; f++) {
+        set_format(FORMATS[f]);
+        uint64_t rng = 4321;
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            bnk__conv_shape plain = cases[c].shape, blk = plain;
+            blk.in_block = cases[c].in_block;
+            blk.out_block = cases[c].out_block;
+            const int64_t xhw = plain.in_h * plain.in_w, yhw = plain.out_h * plain.out_w;
+            const size_t nx = x_size(&plain, n), ny = y_size(&plain, n), nw = w_size(&plain);
+            float *x = falloc(nx), *w = falloc(nw), *b = falloc((size_t)plain.out_c);
+            float *dy = falloc(ny), *xb = falloc(nx), *dyb = falloc(ny);
+            float *y0 = falloc(ny), *y1 = falloc(ny), *t = falloc(nx > ny ? nx : ny);
+            float *dx0 = falloc(nx), *dx1 = falloc(nx), *dw0 = falloc(nw), *dw1 = falloc(nw);
+            float *db0 = falloc((size_t)plain.out_c), *db1 = falloc((size_t)plain.out_c);
+            fill_normal(x, nx, &rng), fill_normal(w, nw, &rng), fill_normal(dy, ny, &rng);
+            fill_normal(b, (size_t)plain.out_c, &rng);
+            memset(dw0, 0, nw * sizeof(float)), memset(dw1, 0, nw * sizeof(float));
+            memset(db0, 0, (size_t)plain.out_c * sizeof(float));
+            memset(db1, 0, (size_t)plain.out_c * sizeof(float));
+            relayout(n, plain.in_c, xhw, blk.in_block, xb, 0, x);
+            relayout(n, plain.out_c, yhw, blk.out_block, dyb, 0, dy);
+            bnk__conv *c0, *c1;
+            assert_int_equal(bnk__conv_create(&c0, &plain), BNK_OK);
+            assert_int_equal(bnk__conv_create(&c1, &blk), BNK_OK);
+            assert_int_equal(bnk__conv_forward(c0, n, y0, x, w, b), BNK_OK);
+            assert_int_equal(bnk__conv_forward(c1, n, y1, xb, w, b), BNK_OK);
+            assert_int_equal(bnk__conv_backward(c0, n, dx0, dw0, db0, dy, x, w), BNK_OK);
+            assert_int_equal(bnk__conv_backward(c1, n, dx1, dw1, db1, dyb, xb, w), BNK_OK);
+            char what[120];
+            snprintf(what, sizeof what, "[%s] case %zu y", FORMATS[f], c);
+            relayout(n, plain.out_c, yhw, 0, t, blk.out_block, y1);
+            expect_same(what, t, y0, ny);
+            snprintf(what, sizeof what, "[%s] case %zu dx", FORMATS[f], c);
+            relayout(n, plain.in_c, xhw, 0, t, blk.in_block, dx1);
+            expect_same(what, t, dx0, nx);
+            snprintf(what, sizeof what, "[%s] case %zu dw", FORMATS[f], c);
+            expect_same(what, dw1, dw0, nw);
+            snprintf(what, sizeof what, "[%s] case %zu db", FORMATS[f], c);
+            expect_same(what, db1, db0, (size_t)plain.out_c);
+
+            int pref = -1;
+            assert_int_equal(bnk__conv_preferred_block(&plain, n, &pref), BNK_OK);
+            if (f == 0)
+                assert_int_equal(pref, 0); /* plain: NCHW everywhere */
+            else
+                assert_true(pref == 0 || (pref % 8 == 0 && plain.out_c % pref == 0));
+            bnk__conv_destroy(c0), bnk__conv_destroy(c1);
+            free(x), free(w), free(b), free(dy), free(xb), free(dyb), free(y0), free(y1), free(t);
+            free(dx0), free(dx1), free(dw0), free(dw1), free(db0), free(db1);
+        }
+    }
+    bnk__conv_shape sh = conv_shape(32, 14, 14, 64, 3, 1, 1);
+    sh.in_block = 12;
+    expect_conv_create(sh, BNK_ERR_PARAM);
+    sh = conv_shape(20, 6, 6, 16, 3, 1, 1), sh.in_block = 16; /* 20 channels: no 16-block */
+    expect_conv_create(sh, BNK_ERR_PARAM);
+    sh = conv_shape(16, 6, 6, 8, 3, 1, 1), sh.out_block = 16;
+    expect_conv_create(sh, BNK_ERR_PARAM);
+}
+
+/* Blocked pooling is NCHW pooling up to the layout (max is exact, routing too). */
+static void test_pool_blocked(void **state) {
+    (void)state;
+    const int64_t n = 3;
+    uint64_t rng = 5;
+    for (int b = 8; b <= 16; b += 8) {
+        bnk__pool_shape plain = pool_shape(32, 9, 8, 3, 2, n), blk = plain;
+        blk.block = b;
+        const int64_t xhw = plain.in_h * plain.in_w, yhw = plain.out_h * plain.out_w;
+        const size_t nx = (size_t)(n * plain.c * xhw), ny = (size_t)(n * plain.c * yhw);
+        float *x = falloc(nx), *xb = falloc(nx), *dy = falloc(ny), *dyb = falloc(ny);
+        float *y0 = falloc(ny), *y1 = falloc(ny), *dx0 = falloc(nx), *dx1 = falloc(nx);
+        float *t = falloc(nx);
+        fill_distinct(x, nx, &rng);
+        fill_normal(dy, ny, &rng);
+        relayout(n, plain.c, xhw, b, xb, 0, x);
+        relayout(n, plain.c, yhw, b, dyb, 0, dy);
+        bnk__pool *p0, *p1;
+        assert_int_equal(bnk__pool_create(&p0, &plain), BNK_OK);
+        assert_int_equal(bnk__pool_create(&p1, &blk), BNK_OK);
+        assert_int_equal(bnk__pool_forward(p0, n, y0, x, true), BNK_OK);
+        assert_int_equal(bnk__pool_forward(p1, n, y1, xb, true), BNK_OK);
+        assert_int_equal(bnk__pool_backward(p0, n, dx0, dy), BNK_OK);
+        assert_int_equal(bnk__pool_backward(p1, n, dx1, dyb), BNK_OK);
+        relayout(n, plain.c, yhw, 0, t, b, y1);
+        expect_same("blocked pool y", t, y0, ny);
+        relayout(n, plain.c, xhw, 0, t, b, dx1);
+        expect_same("blocked pool dx", t, dx0, nx);
+        bnk__pool_destroy(p0), bnk__pool_destroy(p1);
+        free(x), free(xb), free(dy), free(dyb), free(y0), free(y1), free(dx0), free(dx1), free(t);
+    }
+    bnk__pool_shape sh = pool_shape(20, 6, 6, 2, 2, 3);
+    sh.block = 16;
+    expect_pool_create(sh, BNK_ERR_PARAM);
+    sh.block = 4;
+    expect_pool_create(sh, BNK_ERR_PARAM);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_by_hand),         cmocka_unit_test(test_ref_gradients),
@@ -635,6 +791,8 @@ int main(void) {
         cmocka_unit_test(test_conv_cache_eviction), cmocka_unit_test(test_conv_backward_first),
         cmocka_unit_test(test_conv_errors),         cmocka_unit_test(test_pool_shapes),
         cmocka_unit_test(test_pool_cache_eviction), cmocka_unit_test(test_pool_errors),
+        cmocka_unit_test(test_block_conversions),   cmocka_unit_test(test_conv_blocked),
+        cmocka_unit_test(test_pool_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

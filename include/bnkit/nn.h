@@ -34,7 +34,12 @@
  * Memory: parameters, gradients, and optimiser state each live in one arena; activations and
  * their gradients are allocated once for max_batch at create time. forward/backward do not
  * allocate (oneDNN primitives for a new batch size are created on first use).
- * Layouts: activations are sample-major, each sample (C, H, W) in C order (NCHW). */
+ * Layouts: the input and the logits are sample-major, each sample (C, H, W) in C order (NCHW),
+ * and tensors (weights, checkpoints) use PyTorch's layouts. Inside, a run of convolution-stage
+ * layers keeps its activations in the blocked layout oneDNN's convolutions prefer (nChw16c on
+ * AVX-512), which BN, ReLU, dropout and pooling then use too, and a `bn` directly followed by
+ * `relu` runs the ReLU inside the BN kernel: neither changes any result beyond float rounding
+ * (docs/training.md, "Providers"). */
 #ifndef BNKIT_NN_H
 #define BNKIT_NN_H
 
@@ -145,7 +150,9 @@ typedef struct bnk_tensor_info {
 int bnk_model_tensor_count(const bnk_model *model);
 bnk_status bnk_model_tensor(bnk_model *model, int i, bnk_tensor_info *info);
 
-/* A one-line-per-layer description ("dense:128  in 784  out 128  params 100480"). */
+/* A one-line-per-layer description ("dense:128  in 784  out 128  params 100480"), followed by
+ * the activation layout when it is blocked ("  nChw16c") and "  (in bn)" for a relu fused into
+ * the BN before it. */
 int bnk_model_layer_count(const bnk_model *model);
 bnk_status bnk_model_layer_describe(const bnk_model *model, int i, char *buf, size_t size);
 

@@ -1,4 +1,5 @@
-/* Element-wise layers and the loss: ReLU, inverted dropout, softmax cross-entropy.
+/* Element-wise layers and the loss: ReLU, inverted dropout, softmax cross-entropy; and the
+ * conversions between NCHW and blocked activations.
  *
  * The element-wise loops are branch-free (every operand loaded unconditionally, then a select),
  * so that they vectorise, and multiversioned (BNK__MULTIVERSION). */
@@ -84,4 +85,27 @@ double bnk__softmax_xent(int64_t n, int64_t classes, float *dlogits, int64_t *co
     }
     if (correct) *correct = hits;
     return total / (double)n;
+}
+
+/* ---- Blocked activations ------------------------------------------------------------------ */
+
+/* Within a sample, channel block k of the blocked layout holds channels [k*b, k*b + b) as hw rows
+ * of b floats; NCHW holds them as b planes of hw floats. The two directions are one transpose
+ * per block, written with the blocked side read (or written) sequentially. */
+void bnk__unblock(int64_t n, int64_t c, int64_t hw, int b, float *dst, const float *src) {
+    for (int64_t i = 0; i < n * (c / b); i++) {
+        const float *restrict s = src + i * hw * b;
+        float *restrict d = dst + i * hw * b; /* block i of NCHW: b planes, contiguous too */
+        for (int64_t p = 0; p < hw; p++)
+            for (int j = 0; j < b; j++) d[j * hw + p] = s[p * b + j];
+    }
+}
+
+void bnk__block(int64_t n, int64_t c, int64_t hw, int b, float *dst, const float *src) {
+    for (int64_t i = 0; i < n * (c / b); i++) {
+        const float *restrict s = src + i * hw * b;
+        float *restrict d = dst + i * hw * b;
+        for (int64_t p = 0; p < hw; p++)
+            for (int j = 0; j < b; j++) d[p * b + j] = s[j * hw + p];
+    }
 }

@@ -1,13 +1,16 @@
 /* 2-D convolution on oneDNN primitives: forward, backward data, backward weights + bias.
  *
- * Interface: f32, activations NCHW, weights OIHW, bias (O), whatever oneDNN uses inside.
+ * Interface: f32, activations NCHW or blocked (nChw16c / nChw8c, the shape's in_block and
+ * out_block, see nn_internal.h), weights OIHW, bias (O), whatever oneDNN uses inside.
  *
  * Layouts. Two ways to run, picked at create time:
- *   plain  every primitive is created on nchw/oihw memory, so the caller's buffers are handed to
- *          oneDNN as they are (its gemm-based implementations: im2col + sgemm);
+ *   plain  every primitive is created on nchw/oihw memory, so NCHW buffers are handed to oneDNN
+ *          as they are (its gemm-based implementations: im2col + sgemm);
  *   any    the primitives pick their layouts (format_tag_any: blocked nChw16c / OIhw16i16o on
- *          AVX-512) and each argument is reordered between the caller's plain buffer and an
- *          internal one around every call.
+ *          AVX-512) and each argument whose layout differs from the caller's is reordered
+ *          between the caller's buffer and an internal one around every call. A caller that
+ *          keeps activations in the layout oneDNN picks (bnk__conv_preferred_block) pays no
+ *          activation reorder at all.
  * The environment variable BNK_CONV_FORMAT=plain|any forces one (read at create); the default is
  * any (CONV_DEFAULT_ANY below), about twice as fast end to end, reorders included. Forward +
  * backward per batch of 100, 2 cores (Xeon, AVX-512, oneDNN 2.6, best of 40):
@@ -151,31 +154,31 @@ static void slot_clear(slot *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* The memory descriptors of one batch size: plain layouts, and what the primitives are asked
- * for (the same in plain mode, format_tag_any in any mode). */
+/* The memory descriptors of one batch size: the caller's layouts, and what the primitives are
+ * asked for (plain nchw/oihw in plain mode, format_tag_any in any mode). */
 typedef struct conv_mds {
-    dnnl_memory_desc_t x, w, b, y; /* nchw, oihw, x, nchw */
+    dnnl_memory_desc_t x, w, b, y; /* the caller's: x and y in their blocks' layouts, oihw, x */
     dnnl_memory_desc_t want_x, want_w, want_b, want_y;
     dnnl_dims_t strides, pad;
 } conv_mds;
 
-static bnk_status conv_mds_init(conv_mds *m, const bnk__conv *cv, int64_t n) {
-    const bnk__conv_shape *sh = &cv->shape;
+static bnk_status conv_mds_init(conv_mds *m, const bnk__conv_shape *sh, bool any, int64_t n) {
     const dnnl_dims_t xd = {n, sh->in_c, sh->in_h, sh->in_w};
     const dnnl_dims_t wd = {sh->out_c, sh->in_c, sh->k, sh->k};
     const dnnl_dims_t bd = {sh->out_c};
     const dnnl_dims_t yd = {n, sh->out_c, sh->out_h, sh->out_w};
     m->strides[0] = m->strides[1] = sh->stride;
     m->pad[0] = m->pad[1] = sh->pad;
-    const dnnl_format_tag_t t4 = cv->any ? dnnl_format_tag_any : dnnl_nchw;
-    const dnnl_format_tag_t t1 = cv->any ? dnnl_format_tag_any : dnnl_x;
+    const dnnl_format_tag_t t4 = any ? dnnl_format_tag_any : dnnl_nchw;
+    const dnnl_format_tag_t tw = any ? dnnl_format_tag_any : dnnl_oihw;
+    const dnnl_format_tag_t t1 = any ? dnnl_format_tag_any : dnnl_x;
     bnk_status st = BNK_OK;
-    if ((st = bnk__dnnl_md_f32(&m->x, 4, xd, dnnl_nchw)) ||
+    if ((st = bnk__dnnl_md_f32(&m->x, 4, xd, bnk__dnnl_act_tag(sh->in_block))) ||
         (st = bnk__dnnl_md_f32(&m->w, 4, wd, dnnl_oihw)) ||
         (st = bnk__dnnl_md_f32(&m->b, 1, bd, dnnl_x)) ||
-        (st = bnk__dnnl_md_f32(&m->y, 4, yd, dnnl_nchw)) ||
+        (st = bnk__dnnl_md_f32(&m->y, 4, yd, bnk__dnnl_act_tag(sh->out_block))) ||
         (st = bnk__dnnl_md_f32(&m->want_x, 4, xd, t4)) ||
-        (st = bnk__dnnl_md_f32(&m->want_w, 4, wd, t4)) ||
+        (st = bnk__dnnl_md_f32(&m->want_w, 4, wd, tw)) ||
         (st = bnk__dnnl_md_f32(&m->want_b, 1, bd, t1)) ||
         (st = bnk__dnnl_md_f32(&m->want_y, 4, yd, t4)))
         return st;
@@ -187,19 +190,25 @@ static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_quer
     return dnnl_primitive_desc_query_md(pd, what, index);
 }
 
+/* *pd = the training forward's descriptor for the descriptors m. */
+static bnk_status fwd_pd_create(const conv_mds *m, const_dnnl_primitive_attr_t attr,
+                                dnnl_engine_t eng, dnnl_primitive_desc_t *pd) {
+    dnnl_convolution_desc_t cd;
+    bnk_status st =
+        bnk__dnnl_chk(dnnl_convolution_forward_desc_init(
+                          &cd, dnnl_forward_training, dnnl_convolution_direct, &m->want_x,
+                          &m->want_w, &m->want_b, &m->want_y, m->strides, m->pad, m->pad),
+                      "dnnl_convolution_forward_desc_init");
+    if (st != BNK_OK) return st;
+    return bnk__dnnl_chk(dnnl_primitive_desc_create(pd, &cd, attr, eng, NULL),
+                         "dnnl_primitive_desc_create(convolution forward)");
+}
+
 /* The forward primitive of slot s for batch size n. */
 static bnk_status slot_init_fwd(bnk__conv *cv, slot *s, int64_t n, dnnl_engine_t eng) {
     conv_mds m;
-    bnk_status st = conv_mds_init(&m, cv, n);
-    if (st != BNK_OK) return st;
-    dnnl_convolution_desc_t cd;
-    st = bnk__dnnl_chk(dnnl_convolution_forward_desc_init(
-                           &cd, dnnl_forward_training, dnnl_convolution_direct, &m.want_x,
-                           &m.want_w, &m.want_b, &m.want_y, m.strides, m.pad, m.pad),
-                       "dnnl_convolution_forward_desc_init");
-    if (st != BNK_OK) return st;
-    st = bnk__dnnl_chk(dnnl_primitive_desc_create(&s->fwd_pd, &cd, cv->attr, eng, NULL),
-                       "dnnl_primitive_desc_create(convolution forward)");
+    bnk_status st = conv_mds_init(&m, &cv->shape, cv->any, n);
+    if (st == BNK_OK) st = fwd_pd_create(&m, cv->attr, eng, &s->fwd_pd);
     if (st != BNK_OK) return st;
     const_dnnl_primitive_desc_t pd = s->fwd_pd;
     if ((st =
@@ -215,7 +224,7 @@ static bnk_status slot_init_fwd(bnk__conv *cv, slot *s, int64_t n, dnnl_engine_t
 /* Backward weights + bias; its outputs land in cv->dw_tmp and cv->db_tmp. */
 static bnk_status slot_init_bwd_w(bnk__conv *cv, slot *s, int64_t n, dnnl_engine_t eng) {
     conv_mds m;
-    bnk_status st = conv_mds_init(&m, cv, n);
+    bnk_status st = conv_mds_init(&m, &cv->shape, cv->any, n);
     if (st != BNK_OK) return st;
     dnnl_convolution_desc_t cd;
     st = bnk__dnnl_chk(dnnl_convolution_backward_weights_desc_init(
@@ -249,7 +258,7 @@ static bnk_status slot_init_bwd_w(bnk__conv *cv, slot *s, int64_t n, dnnl_engine
 /* Backward data. */
 static bnk_status slot_init_bwd_d(bnk__conv *cv, slot *s, int64_t n, dnnl_engine_t eng) {
     conv_mds m;
-    bnk_status st = conv_mds_init(&m, cv, n);
+    bnk_status st = conv_mds_init(&m, &cv->shape, cv->any, n);
     if (st != BNK_OK) return st;
     dnnl_convolution_desc_t cd;
     st = bnk__dnnl_chk(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
@@ -338,6 +347,9 @@ static bnk_status validate(const bnk__conv_shape *sh, int64_t *x_per, int64_t *y
                          (long long)oh, (long long)ow, (long long)sh->in_h, (long long)sh->in_w,
                          (long long)sh->k, (long long)sh->stride, (long long)sh->pad,
                          (long long)sh->out_h, (long long)sh->out_w);
+    bnk_status st = bnk__dnnl_check_block(sh->in_block, sh->in_c, "convolution input");
+    if (st == BNK_OK) st = bnk__dnnl_check_block(sh->out_block, sh->out_c, "convolution output");
+    if (st != BNK_OK) return st;
     int64_t t, kk;
     if (!mul_ok(sh->in_c, sh->in_h, &t) || !mul_ok(t, sh->in_w, x_per) ||
         !mul_ok(sh->out_c, sh->out_h, &t) || !mul_ok(t, sh->out_w, y_per) ||
@@ -359,6 +371,33 @@ static bool want_any(void) {
     if (env && strcmp(env, "any") == 0) return true;
     if (env && strcmp(env, "plain") == 0) return false;
     return CONV_DEFAULT_ANY; /* unset or unknown */
+}
+
+bnk_status bnk__conv_preferred_block(const bnk__conv_shape *shape, int64_t n, int *block) {
+    if (!shape || !block) return bnk__fail(BNK_ERR_NULL, "convolution shape or block is NULL");
+    *block = 0;
+    bnk__conv_shape sh = *shape;
+    sh.in_block = sh.out_block = 0;
+    int64_t x_per = 0, y_per = 0, w_count = 0;
+    bnk_status st = validate(&sh, &x_per, &y_per, &w_count);
+    if (st != BNK_OK || !want_any()) return st;
+    if (n < 1 || n > bnk__dnnl_max_floats() / (x_per > y_per ? x_per : y_per))
+        return bnk__fail(BNK_ERR_SIZE, "convolution batch size %lld is out of range", (long long)n);
+    dnnl_engine_t eng = bnk__dnnl_engine();
+    if (!eng) return BNK_ERR_UNSUPPORTED; /* message set */
+    conv_mds m;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((st = conv_mds_init(&m, &sh, true, n)) || (st = fwd_pd_create(&m, NULL, eng, &pd)))
+        return st;
+    const dnnl_memory_desc_t *y = query(pd, dnnl_query_dst_md, 0);
+    const dnnl_dims_t yd = {n, sh.out_c, sh.out_h, sh.out_w};
+    for (int b = 16; y && b >= 8 && st == BNK_OK && !*block; b -= 8) {
+        dnnl_memory_desc_t md;
+        st = bnk__dnnl_md_f32(&md, 4, yd, bnk__dnnl_act_tag(b));
+        if (st == BNK_OK && sh.out_c % b == 0 && dnnl_memory_desc_equal(y, &md)) *block = b;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return st;
 }
 
 bnk_status bnk__conv_create(bnk__conv **out, const bnk__conv_shape *shape) {

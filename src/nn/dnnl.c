@@ -86,6 +86,20 @@ bnk_status bnk__dnnl_md_f32(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t
                          "dnnl_memory_desc_init_by_tag");
 }
 
+dnnl_format_tag_t bnk__dnnl_act_tag(int block) {
+    return block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
+}
+
+bnk_status bnk__dnnl_check_block(int block, int64_t c, const char *what) {
+    if (block != 0 && block != 8 && block != 16)
+        return bnk__fail(BNK_ERR_PARAM, "%s: layout block must be 0, 8 or 16, got %d", what, block);
+    if (block && c % block != 0)
+        return bnk__fail(BNK_ERR_PARAM,
+                         "%s: the blocked layout needs channels in multiples of %d, got %lld", what,
+                         block, (long long)c);
+    return BNK_OK;
+}
+
 bnk_status bnk__dnnl_memory_create(dnnl_memory_t *mem, const dnnl_memory_desc_t *md,
                                    dnnl_engine_t eng, void *handle) {
     return bnk__dnnl_chk(dnnl_memory_create(mem, md, eng, handle), "dnnl_memory_create");

@@ -29,6 +29,14 @@ bnk_status bnk__dnnl_attr_create(dnnl_primitive_attr_t *attr);
 bnk_status bnk__dnnl_md_f32(dnnl_memory_desc_t *md, int ndims, const dnnl_dims_t dims,
                             dnnl_format_tag_t tag);
 
+/* The format tag of an activation layout (nn_internal.h): nchw, nChw8c or nChw16c for block 0, 8
+ * or 16. */
+dnnl_format_tag_t bnk__dnnl_act_tag(int block);
+
+/* BNK_OK when block is 0, 8 or 16 and divides c; else BNK_ERR_PARAM naming what (an operator
+ * and its tensor, e.g. "convolution input"). */
+bnk_status bnk__dnnl_check_block(int block, int64_t c, const char *what);
+
 /* *mem = a memory of md over handle: DNNL_MEMORY_NONE (no storage yet: bnk__dnnl_bind points
  * it at a buffer per call), DNNL_MEMORY_ALLOCATE (oneDNN-owned) or a buffer of the caller's. */
 bnk_status bnk__dnnl_memory_create(dnnl_memory_t *mem, const dnnl_memory_desc_t *md,

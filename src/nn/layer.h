@@ -41,12 +41,17 @@ typedef struct bnk__layer {
     /* Parameters (dense, conv: weight then bias; bn: gamma then beta) as offsets into the
      * parameter and gradient arenas, and their element counts. */
     size_t w_off, w_count, b_off, b_count;
-    bool relu_follows;      /* initialisation: He for ReLU layers, Glorot otherwise */
+    bool relu_follows; /* initialisation: He for ReLU layers, Glorot otherwise */
+    /* bn followed by relu: the ReLU runs inside BN (fuse_relu), and the relu layer's out and
+     * dout alias the BN's (set on both layers) */
+    bool relu_fused;
+    int block;              /* layout of out and dout (nn_internal.h): 0 NCHW, 8 or 16 blocked */
     int64_t k, stride, pad; /* conv, maxpool */
     double rate;            /* dropout */
-    float *out;             /* [max_batch * out_size] activations (flatten: its input's)  */
-    float *dout;            /* [max_batch * out_size] gradient w.r.t. out (flatten: alias) */
-    uint8_t *mask;          /* dropout: [max_batch * out_size] kept (1) or dropped (0)    */
+    /* [max_batch * out_size] activations and the gradient w.r.t. them; a flatten of NCHW input
+     * and a fused relu alias their input's */
+    float *out, *dout;
+    uint8_t *mask; /* dropout: [max_batch * out_size] kept (1) or dropped (0)    */
     float *running_mean, *running_var; /* bn: [out_c] in the model's buffer arena */
     double *saved;                     /* bn: [BNK_BN_SAVED_FIELDS * out_c]        */
     bnk__dense *dense;

@@ -170,9 +170,63 @@ static bnk_status validate_config(const bnk_model_config *cfg) {
     return bnk_bn_config_validate(&cfg->bn);
 }
 
-/* Shapes, relu_follows and parameter offsets of every layer; totals for the allocations. */
-static bnk_status plan(bnk_model *m, size_t *n_buffers, size_t *n_saved, size_t *n_acts,
-                       size_t *n_masks) {
+static bnk__conv_shape conv_shape_of(const bnk__layer *l, int in_block) {
+    bnk__conv_shape cs = {l->in_c, l->in_h,  l->in_w,  l->out_c, l->k,    l->stride,
+                          l->pad,  l->out_h, l->out_w, in_block, l->block};
+    return cs;
+}
+
+/* Activation layouts (block, nn_internal.h). A convolution whose output oneDNN keeps in a blocked
+ * layout starts a run of blocked layers: bn, relu, dropout and maxpool keep their input's layout,
+ * a further convolution continues the run when it keeps the same block, and a flatten ends it
+ * by converting to NCHW. A run that would reach a dense layer directly (which reads its input as
+ * NCHW) is made NCHW as a whole. Layouts change how activations are stored, never what they
+ * hold; BNK_CONV_FORMAT=plain keeps everything NCHW. */
+static bnk_status choose_layouts(bnk_model *m) {
+    int cur = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        bnk__layer *l = &m->layers[i];
+        switch (l->spec.kind) {
+        case BNK__LAYER_CONV: {
+            const bnk__conv_shape cs = conv_shape_of(l, cur);
+            int b = 0;
+            bnk_status st = bnk__conv_preferred_block(&cs, m->cfg.max_batch, &b);
+            if (st != BNK_OK) return st;
+            cur = cur && b != cur ? 0 : b;
+            break;
+        }
+        case BNK__LAYER_DENSE:
+            for (int j = i - 1; j >= 0 && m->layers[j].block; j--) m->layers[j].block = 0;
+            cur = 0;
+            break;
+        case BNK__LAYER_FLATTEN:
+            cur = 0;
+            break;
+        default:
+            break;
+        }
+        l->block = cur;
+    }
+    return BNK_OK;
+}
+
+/* The layout of layer i's input. */
+static int in_block(const bnk_model *m, int i) {
+    return i ? m->layers[i - 1].block : 0;
+}
+
+/* Whether layer i's out and dout are its input's (no storage of its own): a flatten of NCHW
+ * input, a relu done inside the BN before it. */
+static bool aliases_input(const bnk_model *m, int i) {
+    const bnk__layer *l = &m->layers[i];
+    return (l->spec.kind == BNK__LAYER_FLATTEN && !in_block(m, i)) ||
+           (l->spec.kind == BNK__LAYER_RELU && l->relu_fused);
+}
+
+/* Shapes, relu_follows, relu_fused and parameter offsets of every layer, and (layouts) their
+ * activation layouts; totals for the allocations. */
+static bnk_status plan(bnk_model *m, bool layouts, size_t *n_buffers, size_t *n_saved,
+                       size_t *n_acts, size_t *n_masks) {
     const bnk_model_config *cfg = &m->cfg;
     int64_t c = cfg->in_c, h = cfg->in_h, w = cfg->in_w;
     *n_buffers = *n_saved = *n_acts = *n_masks = 0;
@@ -199,8 +253,11 @@ static bnk_status plan(bnk_model *m, size_t *n_buffers, size_t *n_saved, size_t 
             *n_buffers += 2 * (size_t)l->out_c;
             *n_saved += BNK_BN_SAVED_FIELDS * (size_t)l->out_c;
         }
-        if (l->spec.kind != BNK__LAYER_FLATTEN) *n_acts += 2 * l->out_size;
         if (l->spec.kind == BNK__LAYER_DROPOUT) *n_masks += l->out_size;
+        l->relu_fused = (l->spec.kind == BNK__LAYER_BN && i + 1 < m->nlayers &&
+                         m->layers[i + 1].spec.kind == BNK__LAYER_RELU) ||
+                        (l->spec.kind == BNK__LAYER_RELU && i > 0 &&
+                         m->layers[i - 1].spec.kind == BNK__LAYER_BN);
     }
     const bnk__layer *last = &m->layers[m->nlayers - 1];
     if (last->out_h != 1 || last->out_w != 1 || last->out_c < 2)
@@ -209,6 +266,12 @@ static bnk_status plan(bnk_model *m, size_t *n_buffers, size_t *n_saved, size_t 
                          "scores (end with dense:CLASSES), not %lldx%lldx%lld",
                          last->spec.token, (long long)last->out_c, (long long)last->out_h,
                          (long long)last->out_w);
+    if (layouts) {
+        bnk_status st = choose_layouts(m);
+        if (st != BNK_OK) return st;
+    }
+    for (int i = 0; i < m->nlayers; i++)
+        if (!aliases_input(m, i)) *n_acts += 2 * m->layers[i].out_size;
     return BNK_OK;
 }
 
@@ -224,8 +287,8 @@ static bnk_status wire(bnk_model *m) {
         const char *kind = l->spec.kind == BNK__LAYER_DENSE  ? "dense"
                            : l->spec.kind == BNK__LAYER_CONV ? "conv"
                                                              : "bn";
-        if (l->spec.kind == BNK__LAYER_FLATTEN) {
-            /* aliases: the same floats under another shape */
+        if (aliases_input(m, i)) {
+            /* the same floats (under another shape, for flatten) */
             l->out = i ? m->layers[i - 1].out : NULL;
             l->dout = i ? m->layers[i - 1].dout : NULL;
         } else {
@@ -269,12 +332,11 @@ static bnk_status wire(bnk_model *m) {
         if (l->spec.kind == BNK__LAYER_DENSE) {
             st = bnk__dense_create(&l->dense, (int64_t)l->in_size, l->out_c);
         } else if (l->spec.kind == BNK__LAYER_CONV) {
-            bnk__conv_shape cs = {l->in_c,   l->in_h, l->in_w,  l->out_c, l->k,
-                                  l->stride, l->pad,  l->out_h, l->out_w};
+            const bnk__conv_shape cs = conv_shape_of(l, in_block(m, i));
             st = bnk__conv_create(&l->conv, &cs);
         } else if (l->spec.kind == BNK__LAYER_MAXPOOL) {
-            bnk__pool_shape ps = {l->in_c,   l->in_h,  l->in_w,  l->k,
-                                  l->stride, l->out_h, l->out_w, m->cfg.max_batch};
+            bnk__pool_shape ps = {l->in_c,  l->in_h,  l->in_w,          l->k,    l->stride,
+                                  l->out_h, l->out_w, m->cfg.max_batch, l->block};
             st = bnk__pool_create(&l->pool, &ps);
         }
         if (st != BNK_OK) return st;
@@ -299,7 +361,7 @@ bnk_status bnk_model_create(bnk_model **out, const bnk_model_config *cfg) {
     st = cfg->spec && !m->spec ? bnk__fail(BNK_ERR_NOMEM, "cannot copy the model spec")
                                : bnk__spec_parse(cfg->spec, specs, &m->nlayers);
     for (int i = 0; st == BNK_OK && i < m->nlayers; i++) m->layers[i].spec = specs[i];
-    if (st == BNK_OK) st = plan(m, &n_buffers, &n_saved, &n_acts, &n_masks);
+    if (st == BNK_OK) st = plan(m, true, &n_buffers, &n_saved, &n_acts, &n_masks);
     if (st == BNK_OK) {
         const size_t B = (size_t)cfg->max_batch, P = m->num_params ? m->num_params : 1;
         /* a BN layer that sees the raw input (after flattens) still needs somewhere to put dx */
@@ -359,7 +421,7 @@ bnk_status bnk__model_plan(const bnk_model_config *cfg, size_t *num_params, size
     size_t n_saved, n_acts, n_masks;
     st = bnk__spec_parse(cfg->spec, specs, &m->nlayers);
     for (int i = 0; st == BNK_OK && i < m->nlayers; i++) m->layers[i].spec = specs[i];
-    if (st == BNK_OK) st = plan(m, num_buffers, &n_saved, &n_acts, &n_masks);
+    if (st == BNK_OK) st = plan(m, false, num_buffers, &n_saved, &n_acts, &n_masks);
     if (st == BNK_OK) *num_params = m->num_params;
     free(m);
     return st;
@@ -369,8 +431,20 @@ bnk_status bnk__model_plan(const bnk_model_config *cfg, size_t *num_params, size
 
 static bnk_bn_shape bn_shape(const bnk__layer *l, int64_t n) {
     bnk_bn_shape s = {BNK_LAYOUT_NCHW, n, l->in_c, l->in_h, l->in_w};
-    if (l->in_h == 1 && l->in_w == 1) s.layout = BNK_LAYOUT_NC;
+    if (l->block == 16)
+        s.layout = BNK_LAYOUT_NCHW16C;
+    else if (l->block == 8)
+        s.layout = BNK_LAYOUT_NCHW8C;
+    else if (l->in_h == 1 && l->in_w == 1)
+        s.layout = BNK_LAYOUT_NC;
     return s;
+}
+
+/* The configuration BN layer l runs with: the model's, with the ReLU fused when it is. */
+static bnk_bn_config bn_config(const bnk_model *m, const bnk__layer *l) {
+    bnk_bn_config c = m->bn;
+    c.fuse_relu = c.fuse_relu || l->relu_fused;
+    return c;
 }
 
 /* Skips `draws` values of a splitmix64 stream: its state advances by a constant per draw. */
@@ -424,21 +498,22 @@ bnk_status bnk_model_forward_shard(bnk_model *m, const float *x, int64_t n, int6
             st = bnk__pool_forward(l->pool, n, l->out, in, training);
             break;
         case BNK__LAYER_RELU:
-            bnk__relu_forward(count, l->out, in);
+            if (!l->relu_fused) bnk__relu_forward(count, l->out, in);
             break;
         case BNK__LAYER_BN: {
             const bnk_bn_shape s = bn_shape(l, n);
+            const bnk_bn_config c = bn_config(m, l);
             has_bn = true;
             if (training && m->bn_comm)
-                st = bnk_bn_forward_train_sync(&m->bn, &s, m->bn_step, l->out, l->saved,
-                                               l->running_mean, l->running_var, in, w, b,
-                                               m->bn_comm);
+                st =
+                    bnk_bn_forward_train_sync(&c, &s, m->bn_step, l->out, l->saved, l->running_mean,
+                                              l->running_var, in, w, b, m->bn_comm);
             else if (training)
-                st = bnk_bn_forward_train(&m->bn, &s, m->bn_step, l->out, l->saved, l->running_mean,
+                st = bnk_bn_forward_train(&c, &s, m->bn_step, l->out, l->saved, l->running_mean,
                                           l->running_var, in, w, b);
             else
-                st = bnk_bn_forward_infer(&m->bn, &s, l->out, in, w, b, l->running_mean,
-                                          l->running_var);
+                st =
+                    bnk_bn_forward_infer(&c, &s, l->out, in, w, b, l->running_mean, l->running_var);
             break;
         }
         case BNK__LAYER_DROPOUT:
@@ -453,7 +528,10 @@ bnk_status bnk_model_forward_shard(bnk_model *m, const float *x, int64_t n, int6
                 memcpy(l->out, in, count * sizeof(float));
             break;
         case BNK__LAYER_FLATTEN:
-            l->out = (float *)in; /* alias: read only */
+            if (in_block(m, i))
+                bnk__unblock(n, l->in_c, l->in_h * l->in_w, in_block(m, i), l->out, in);
+            else
+                l->out = (float *)in; /* alias: read only */
             break;
         }
         if (st != BNK_OK) return st;
@@ -543,15 +621,15 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
             if (din) st = bnk__pool_backward(l->pool, n, din, l->dout);
             break;
         case BNK__LAYER_RELU:
-            if (din) bnk__relu_backward(count, din, l->dout, l->out);
+            if (din && !l->relu_fused) bnk__relu_backward(count, din, l->dout, l->out);
             break;
         case BNK__LAYER_BN: {
             const bnk_bn_shape s = bn_shape(l, n);
+            const bnk_bn_config c = bn_config(m, l);
             float *dx = din ? din : m->dinput;
-            st = m->bn_comm
-                     ? bnk_bn_backward_sync(&m->bn, &s, dx, dw, db, l->dout, in, l->out, w,
-                                            l->saved, m->bn_comm)
-                     : bnk_bn_backward(&m->bn, &s, dx, dw, db, l->dout, in, l->out, w, l->saved);
+            st = m->bn_comm ? bnk_bn_backward_sync(&c, &s, dx, dw, db, l->dout, in, l->out, w,
+                                                   l->saved, m->bn_comm)
+                            : bnk_bn_backward(&c, &s, dx, dw, db, l->dout, in, l->out, w, l->saved);
             break;
         }
         case BNK__LAYER_DROPOUT:
@@ -562,8 +640,10 @@ bnk_status bnk_model_backward(bnk_model *m, int64_t n) {
                     memcpy(din, l->dout, count * sizeof(float));
             }
             break;
-        case BNK__LAYER_FLATTEN:
-            break; /* its dout is the previous layer's */
+        case BNK__LAYER_FLATTEN: /* NCHW input: its dout is the previous layer's */
+            if (din && in_block(m, i))
+                bnk__block(n, l->in_c, l->in_h * l->in_w, in_block(m, i), din, l->dout);
+            break;
         }
         if (st != BNK_OK) {
             /* the layers below this one were not reached: as after zero_grad, their gradients
@@ -648,8 +728,11 @@ bnk_status bnk_model_layer_describe(const bnk_model *m, int i, char *buf, size_t
     if (i < 0 || i >= m->nlayers)
         return bnk__fail(BNK_ERR_PARAM, "layer %d out of range [0, %d)", i, m->nlayers);
     const bnk__layer *l = &m->layers[i];
-    snprintf(buf, size, "%-14s in %lldx%lldx%lld  out %lldx%lldx%lld  params %zu", l->spec.token,
-             (long long)l->in_c, (long long)l->in_h, (long long)l->in_w, (long long)l->out_c,
-             (long long)l->out_h, (long long)l->out_w, l->w_count + l->b_count);
+    char layout[16] = "";
+    if (l->block) snprintf(layout, sizeof layout, "  nChw%dc", l->block);
+    snprintf(buf, size, "%-14s in %lldx%lldx%lld  out %lldx%lldx%lld  params %zu%s%s",
+             l->spec.token, (long long)l->in_c, (long long)l->in_h, (long long)l->in_w,
+             (long long)l->out_c, (long long)l->out_h, (long long)l->out_w, l->w_count + l->b_count,
+             layout, l->relu_fused && l->spec.kind == BNK__LAYER_RELU ? "  (in bn)" : "");
     return BNK_OK;
 }
