@@ -34,6 +34,16 @@ bnk_status bnk__fail(bnk_status st, const char *fmt, ...) BNK__PRINTF(2, 3);
  * renamed file as for any new file. Returns the fd, or -1 with errno set. */
 int bnk__open_temp(char *tmp, size_t base_len);
 
+/* Writes path atomically: a temporary file beside it (bnk__open_temp) receives what fill writes
+ * (fill returns 0 or the errno value of a failed write, e.g. bnk__write_all's), is fsync'ed,
+ * closed and renamed over path. On any failure the temporary file is removed, path is left as
+ * it was, and BNK_ERR_IO (BNK_ERR_NOMEM) is returned with "cannot write '<path>': <reason>" or
+ * "cannot create a temporary file for '<path>': <reason>". */
+bnk_status bnk__write_file_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx);
+
+/* bnk__write_file_atomic of the len bytes of data. */
+bnk_status bnk__write_atomic(const char *path, const void *data, size_t len);
+
 /* Writes all n bytes of data to fd, retrying short writes and writes interrupted by a signal
  * (EINTR). Returns 0, or the errno value of the write that failed (EIO if write() returned 0, so
  * a descriptor that accepts nothing cannot loop forever); the file offset is then unspecified. */

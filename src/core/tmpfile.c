@@ -1,8 +1,11 @@
-/* Exclusive temporary files beside a destination, for atomic writes (write, fsync, rename), and
- * the full write that fills them. */
+/* Atomic file writes (an exclusive temporary file beside the destination, fsync, rename), used by
+ * every writer of the library (.npy, checkpoints, reports), and the full read and write that
+ * retry short transfers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +31,42 @@ int bnk__open_temp(char *tmp, size_t base_len) {
     }
     errno = EEXIST;
     return -1;
+}
+
+bnk_status bnk__write_file_atomic(const char *path, int (*fill)(int fd, void *ctx), void *ctx) {
+    const size_t base_len = strlen(path);
+    char *tmp = malloc(base_len + 11);
+    if (!tmp) return bnk__fail(BNK_ERR_NOMEM, "cannot write '%s': out of memory", path);
+    memcpy(tmp, path, base_len);
+    const int fd = bnk__open_temp(tmp, base_len);
+    if (fd < 0) {
+        const int err = errno;
+        free(tmp);
+        return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
+                         strerror(err));
+    }
+    int err = fill(fd, ctx);
+    if (err == 0 && fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && err == 0) err = errno;
+    if (err == 0 && rename(tmp, path) != 0) err = errno;
+    if (err != 0) unlink(tmp);
+    free(tmp);
+    return err ? bnk__fail(BNK_ERR_IO, "cannot write '%s': %s", path, strerror(err)) : BNK_OK;
+}
+
+typedef struct span {
+    const void *data;
+    size_t len;
+} span;
+
+static int fill_span(int fd, void *ctx) {
+    const span *s = ctx;
+    return bnk__write_all(fd, s->data, s->len);
+}
+
+bnk_status bnk__write_atomic(const char *path, const void *data, size_t len) {
+    span s = {data, len};
+    return bnk__write_file_atomic(path, fill_span, &s);
 }
 
 int bnk__write_all(int fd, const void *data, size_t n) {

@@ -663,6 +663,21 @@ static size_t npy_build_header(char *buf, size_t size, bnk_dtype dtype, int ndim
     return total;
 }
 
+/* What bnk_npy_write puts in the file: the header, then the data. */
+typedef struct npy_file {
+    const char *header;
+    size_t hlen;
+    const void *data;
+    size_t nbytes;
+} npy_file;
+
+static int npy_write_parts(int fd, void *ctx) {
+    const npy_file *f = ctx;
+    int err = bnk__write_all(fd, f->header, f->hlen);
+    if (err == 0 && f->nbytes > 0) err = bnk__write_all(fd, f->data, f->nbytes);
+    return err;
+}
+
 bnk_status bnk_npy_write(const char *path, bnk_dtype dtype, int ndim, const int64_t *shape,
                          const void *data) {
     if (path == NULL) return bnk__fail(BNK_ERR_NULL, "bnk_npy_write: path is NULL");
@@ -692,27 +707,6 @@ bnk_status bnk_npy_write(const char *path, bnk_dtype dtype, int ndim, const int6
     size_t hlen = npy_build_header(header, sizeof header, dtype, ndim, shape);
     if (hlen == 0) return bnk__fail(BNK_ERR_SIZE, "bnk_npy_write: header too long");
 
-    size_t base_len = strlen(path);
-    char *tmp = malloc(base_len + 11);
-    if (tmp == NULL) return bnk__fail(BNK_ERR_NOMEM, "bnk_npy_write: cannot allocate a path");
-    memcpy(tmp, path, base_len);
-    int fd = bnk__open_temp(tmp, base_len);
-    if (fd < 0) {
-        int err = errno;
-        free(tmp);
-        return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
-                         strerror(err));
-    }
-    int err = bnk__write_all(fd, header, hlen);
-    if (err == 0 && nbytes > 0) err = bnk__write_all(fd, data, nbytes);
-    if (err == 0 && fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && err == 0) err = errno;
-    if (err == 0 && rename(tmp, path) != 0) err = errno;
-    if (err != 0) {
-        unlink(tmp);
-        free(tmp);
-        return bnk__fail(BNK_ERR_IO, "cannot write '%s': %s", path, strerror(err));
-    }
-    free(tmp);
-    return BNK_OK;
+    npy_file f = {header, hlen, data, nbytes};
+    return bnk__write_file_atomic(path, npy_write_parts, &f);
 }

@@ -46,33 +46,31 @@ static bnk_status fail_in(bnk_status st, const char *path) {
 
 /* ---- Saving -------------------------------------------------------------------------------- */
 
-/* prefix + header, then data[i] (desc->tensors[i].count floats each), to path atomically. */
+/* What a checkpoint file holds: the 8-byte header length, the header, then data[i]
+ * (d->tensors[i].count floats each). */
+typedef struct ckpt_file {
+    const char *header;
+    size_t hlen;
+    const bnk__ckpt_desc *d;
+    const float *const *data;
+} ckpt_file;
+
+static int ckpt_fill(int fd, void *ctx) {
+    const ckpt_file *f = ctx;
+    unsigned char prefix[8];
+    for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)f->hlen >> (8 * i));
+    int err = bnk__write_all(fd, prefix, sizeof prefix);
+    if (err == 0) err = bnk__write_all(fd, f->header, f->hlen);
+    for (int i = 0; err == 0 && i < f->d->ntensors; i++)
+        err = bnk__write_all(fd, f->data[i], f->d->tensors[i].count * sizeof(float));
+    return err;
+}
+
+/* The checkpoint file, to path atomically. */
 static bnk_status write_file(const char *path, const char *header, size_t hlen,
                              const bnk__ckpt_desc *d, const float *const *data) {
-    unsigned char prefix[8];
-    for (int i = 0; i < 8; i++) prefix[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    const size_t base_len = strlen(path);
-    char *tmp = malloc(base_len + 11);
-    if (!tmp) return bnk__fail(BNK_ERR_NOMEM, "cannot allocate a path");
-    memcpy(tmp, path, base_len);
-    int fd = bnk__open_temp(tmp, base_len);
-    if (fd < 0) {
-        int err = errno;
-        free(tmp);
-        return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
-                         strerror(err));
-    }
-    int err = bnk__write_all(fd, prefix, sizeof prefix);
-    if (err == 0) err = bnk__write_all(fd, header, hlen);
-    for (int i = 0; err == 0 && i < d->ntensors; i++)
-        err = bnk__write_all(fd, data[i], d->tensors[i].count * sizeof(float));
-    if (err == 0 && fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && err == 0) err = errno;
-    if (err == 0 && rename(tmp, path) != 0) err = errno;
-    if (err != 0) unlink(tmp);
-    free(tmp);
-    if (err != 0) return bnk__fail(BNK_ERR_IO, "cannot write '%s': %s", path, strerror(err));
-    return BNK_OK;
+    ckpt_file f = {header, hlen, d, data};
+    return bnk__write_file_atomic(path, ckpt_fill, &f);
 }
 
 static void add_entry(bnk__ckpt_desc *d, const float **data, const char *name, int ndim,

@@ -29,10 +29,6 @@ void bnk__buf_printf(bnk__buf *b, const char *fmt, ...) BNK__PRINTF(2, 3);
 /* s with & < > " ' escaped: safe in HTML/SVG text and in quoted attributes. */
 void bnk__buf_escape(bnk__buf *b, const char *s);
 
-/* Writes len bytes to path atomically (temporary file beside it, fsync, rename). BNK_ERR_IO
- * naming path on failure; the temporary file is removed. */
-bnk_status bnk__write_atomic(const char *path, const char *data, size_t len);
-
 /* ---- Palette ------------------------------------------------------------------------------- */
 
 /* Okabe & Ito (2008), "Color Universal Design": distinguishable with every common form of

@@ -1,13 +1,9 @@
-/* The report's text buffer, HTML escaping, atomic output, colour scales, axes and SVG pieces. */
-#include <errno.h>
-#include <fcntl.h>
+/* The report's text buffer, HTML escaping, colour scales, axes and SVG pieces. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "report/report_internal.h"
 
@@ -88,29 +84,6 @@ void bnk__buf_escape(bnk__buf *b, const char *s) {
             b->data[b->len] = '\0';
         }
     }
-}
-
-/* ---- Atomic output ------------------------------------------------------------------------- */
-
-bnk_status bnk__write_atomic(const char *path, const char *data, size_t len) {
-    size_t base_len = strlen(path);
-    char *tmp = malloc(base_len + 11);
-    if (!tmp) return bnk__fail(BNK_ERR_NOMEM, "cannot write '%s': out of memory", path);
-    memcpy(tmp, path, base_len);
-    int fd = bnk__open_temp(tmp, base_len);
-    if (fd < 0) {
-        int err = errno;
-        free(tmp);
-        return bnk__fail(BNK_ERR_IO, "cannot create a temporary file for '%s': %s", path,
-                         strerror(err));
-    }
-    int err = bnk__write_all(fd, data, len);
-    if (err == 0 && fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && err == 0) err = errno;
-    if (err == 0 && rename(tmp, path) != 0) err = errno;
-    if (err != 0) unlink(tmp);
-    free(tmp);
-    return err ? bnk__fail(BNK_ERR_IO, "cannot write '%s': %s", path, strerror(err)) : BNK_OK;
 }
 
 /* ---- Colour ---------------------------------------------------------------------------------- */
