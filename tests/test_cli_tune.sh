@@ -60,6 +60,21 @@ cp "$dir/s.db" "$dir/copy.db"
     >/dev/null 2>"$dir/err"
 [ $? -eq 2 ] || fail "a changed search space must be a usage error: $(cat "$dir/err")"
 
+# --prune-percentile: 50 is the median the study was made with; another value is a changed
+# pruner (refused); values outside (0, 100] are usage errors with a one-line message.
+"$BNKIT" tune --study "$dir/s.db" --trials 9 --sampler random --seed 3 --prune-percentile 50 $space \
+    -- $train >/dev/null 2>"$dir/err" || fail "--prune-percentile 50 must match the median study: $(cat "$dir/err")"
+"$BNKIT" tune --study "$dir/s.db" --trials 9 --sampler random --seed 3 --prune-percentile 75 $space \
+    -- $train >/dev/null 2>"$dir/err"
+[ $? -eq 2 ] && grep -q "pruner.percentile is 50 in the file, 75 here" "$dir/err" ||
+    fail "a changed percentile must be refused: $(cat "$dir/err")"
+for p in 0 -5 100.5 abc; do
+    "$BNKIT" tune --study "$dir/p.db" --prune-percentile "$p" -- $train >/dev/null 2>"$dir/err"
+    [ $? -eq 2 ] && [ "$(wc -l <"$dir/err")" -eq 1 ] && grep -q -- "--prune-percentile" "$dir/err" ||
+        fail "--prune-percentile $p must be a one-line usage error: $(cat "$dir/err")"
+done
+[ ! -e "$dir/p.db" ] || fail "a bad --prune-percentile must not create the study file"
+
 # Foreign files are refused and never modified.
 printf 'not a database\n' >"$dir/foreign.db"
 cp "$dir/foreign.db" "$dir/foreign.orig"

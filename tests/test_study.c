@@ -237,6 +237,7 @@ static void test_create_and_resume(void **state) {
     assert_int_equal(got->pruner.kind, cfg.pruner.kind);
     assert_int_equal(got->pruner.n_startup, cfg.pruner.n_startup);
     assert_int_equal(got->pruner.n_warmup, cfg.pruner.n_warmup);
+    assert_true(got->pruner.percentile == cfg.pruner.percentile);
     assert_int_equal(got->pruner.reduction, cfg.pruner.reduction);
     assert_int_equal(got->pruner.min_resource, cfg.pruner.min_resource);
     assert_string_equal(got->train_args, cfg.train_args);
@@ -321,6 +322,12 @@ static void test_config_mismatch(void **state) {
     c = cfg;
     c.sampler.kind = (bnk_sampler_kind)99;
     expect_refused(path, &c, BNK_ERR_PARAM, "sampler");
+    const double bad_p[] = {0, -1, 100.5, NAN};
+    for (size_t i = 0; i < sizeof bad_p / sizeof bad_p[0]; i++) {
+        c = cfg;
+        c.pruner.percentile = bad_p[i];
+        expect_refused(path, &c, BNK_ERR_PARAM, "pruner percentile must be in (0, 100]");
+    }
     expect_refused(NULL, &cfg, BNK_ERR_NULL, NULL);
     assert_int_equal(bnk_study_open(NULL, path, &cfg), BNK_ERR_NULL);
 
@@ -329,6 +336,39 @@ static void test_config_mismatch(void **state) {
     assert_memory_equal(after.p, before.p, before.len);
     free(before.p);
     free(after.p);
+}
+
+/* The pruner's percentile is stored and compared; at the default 50 the stored JSON is the one
+ * older bnkit wrote (no "percentile" key), and such JSON reads back as 50. */
+static void test_pruner_percentile_stored(void **state) {
+    (void)state;
+    char path[512];
+    path_of(path, sizeof path, "percentile.db");
+    bnk_study_config cfg = make_config("med", BNK_SAMPLER_RANDOM);
+    cfg.pruner = bnk_pruner_config_default(BNK_PRUNER_MEDIAN);
+    bnk_study *s = NULL;
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
+    bnk_study_close(s);
+    assert_int_equal(sql_int(path, "SELECT instr(pruner_json, 'percentile') FROM studies"), 0);
+    BNK_TEST_OK(bnk_study_open_existing(&s, path, "med"));
+    assert_true(bnk_study_config_get(s)->pruner.percentile == 50);
+    bnk_study_close(s);
+
+    path_of(path, sizeof path, "percentile75.db");
+    cfg.pruner.percentile = 75;
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg));
+    bnk_study_close(s);
+    BNK_TEST_OK(bnk_study_open(&s, path, &cfg)); /* resuming with the same percentile */
+    bnk_study_close(s);
+    BNK_TEST_OK(bnk_study_open_existing(&s, path, "med"));
+    assert_true(bnk_study_config_get(s)->pruner.percentile == 75);
+    bnk_study_close(s);
+    bnk_study_config c = cfg;
+    c.pruner.percentile = 50;
+    expect_refused(path, &c, BNK_ERR_PARAM, "pruner.percentile is 75 in the file, 50 here");
+    /* a stored percentile out of range (edited by hand) is a damaged file */
+    sql_run(path, "UPDATE studies SET pruner_json = replace(pruner_json, '75.0', '150.0')");
+    expect_refused(path, NULL, BNK_ERR_FORMAT, "percentile 150 not in (0, 100]");
 }
 
 /* ---- Trainer diagnostics and the schema upgrade ------------------------------------------------
@@ -1054,6 +1094,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_resume),
         cmocka_unit_test(test_config_mismatch),
+        cmocka_unit_test(test_pruner_percentile_stored),
         cmocka_unit_test(test_foreign_files),
         cmocka_unit_test(test_epoch_diagnostics),
         cmocka_unit_test(test_schema_upgrade),

@@ -1,5 +1,7 @@
 /* Search spaces (text and JSON forms, conditions, unit coordinates) and pruning decisions on
  * synthetic learning curves. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +151,83 @@ static void test_median_pruner(void **state) {
     assert_false(bnk_pruner_should_prune(&none, hist, 5, &t, 2));
 }
 
+/* The median rule as it was before the percentile: the middle value, or the midpoint of the two
+ * middle values for an even count. */
+static double old_median(double *v, int k) {
+    for (int i = 1; i < k; i++) /* insertion sort: k is small */
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double tmp = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = tmp;
+        }
+    return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
+static void test_percentile_pruner(void **state) {
+    (void)state;
+    bnk_pruner_config cfg = bnk_pruner_config_default(BNK_PRUNER_MEDIAN);
+    assert_true(cfg.percentile == 50);
+    /* p = 50 decides exactly as the old median, odd and even counts: random peers, and a trial
+     * whose loss is the old median itself (not pruned: not worse) or the next double up
+     * (pruned) — equality at the last bit, not within a tolerance */
+    uint64_t rng = 12345;
+    for (int rep = 0; rep < 2000; rep++) {
+        const int k = 5 + rep % 8; /* 5..12 peers, all completed */
+        double curves[12][2], sorted[12];
+        bnk_trial hist[12];
+        for (int i = 0; i < k; i++) {
+            rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+            curves[i][0] = 1;
+            curves[i][1] = sorted[i] = (double)(rng >> 11) * 0x1p-53 * 3 - 1;
+            hist[i] = make_trial(i, BNK_TRIAL_COMPLETE, curves[i], 2);
+        }
+        const double med = old_median(sorted, k);
+        double at[2] = {2, med};
+        bnk_trial t = make_trial(99, BNK_TRIAL_RUNNING, at, 2);
+        if (bnk_pruner_should_prune(&cfg, hist, k, &t, 2))
+            fail_msg("rep %d, %d peers: loss = old median %.17g pruned", rep, k, med);
+        at[1] = nextafter(med, INFINITY);
+        if (!bnk_pruner_should_prune(&cfg, hist, k, &t, 2))
+            fail_msg("rep %d, %d peers: loss just above old median %.17g kept", rep, k, med);
+    }
+    /* Six peers at step 2: 0.1 .. 0.6 (five completed, one running). NumPy's linear rule, rank
+     * h = (6-1)*p/100: p 25 -> h 1.25 -> 0.2 + 0.25*0.1 = 0.225; p 50 -> h 2.5 -> 0.35 (the
+     * even-count midpoint); p 75 -> h 3.75 -> 0.4 + 0.75*0.1 = 0.475; p 100 -> 0.6. The trial's
+     * losses sit 0.005 either side of each bar, far beyond rounding. */
+    static const double c[6][2] = {{0.9, 0.1}, {0.9, 0.2}, {0.9, 0.3},
+                                   {0.9, 0.4}, {0.9, 0.5}, {0.9, 0.6}};
+    bnk_trial hist[6];
+    for (int i = 0; i < 6; i++)
+        hist[i] = make_trial(i, i < 5 ? BNK_TRIAL_COMPLETE : BNK_TRIAL_RUNNING, c[i], 2);
+    static const struct {
+        double p, bar;
+    } cases[] = {{25, 0.225}, {50, 0.35}, {75, 0.475}, {100, 0.6}, {1e-9, 0.1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cfg.percentile = cases[i].p;
+        double below[2] = {0.9, cases[i].bar - 0.005}, above[2] = {0.9, cases[i].bar + 0.005};
+        bnk_trial t = make_trial(9, BNK_TRIAL_RUNNING, below, 2);
+        if (bnk_pruner_should_prune(&cfg, hist, 6, &t, 2))
+            fail_msg("p %g: loss %g below the bar %g pruned", cases[i].p, below[1], cases[i].bar);
+        t.curve = above;
+        if (!bnk_pruner_should_prune(&cfg, hist, 6, &t, 2))
+            fail_msg("p %g: loss %g above the bar %g kept", cases[i].p, above[1], cases[i].bar);
+    }
+    /* lower p prunes more: 0.3 is pruned at 25, kept at 50 and 75 */
+    const double mid[2] = {0.9, 0.3};
+    bnk_trial t = make_trial(9, BNK_TRIAL_RUNNING, mid, 2);
+    cfg.percentile = 25;
+    assert_true(bnk_pruner_should_prune(&cfg, hist, 6, &t, 2));
+    cfg.percentile = 75;
+    assert_false(bnk_pruner_should_prune(&cfg, hist, 6, &t, 2));
+    /* an invalid percentile never prunes here (bnk_study_open refuses it: test_study.c) */
+    const double bad_p[] = {0, -5, 100.5, NAN};
+    t.curve = (double *)c[5];
+    for (size_t i = 0; i < sizeof bad_p / sizeof bad_p[0]; i++) {
+        cfg.percentile = bad_p[i];
+        assert_false(bnk_pruner_should_prune(&cfg, hist, 5, &t, 2));
+    }
+}
+
 static void test_asha_pruner(void **state) {
     (void)state;
     bnk_pruner_config cfg = bnk_pruner_config_default(BNK_PRUNER_ASHA); /* eta 3, rungs 1,3,9 */
@@ -179,6 +258,7 @@ int main(void) {
         cmocka_unit_test(test_space_json_and_default),
         cmocka_unit_test(test_space_units_and_activity),
         cmocka_unit_test(test_median_pruner),
+        cmocka_unit_test(test_percentile_pruner),
         cmocka_unit_test(test_asha_pruner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

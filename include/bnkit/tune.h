@@ -201,6 +201,7 @@ typedef struct bnk_pruner_config {
     bnk_pruner_kind kind;
     int n_startup;        /* MEDIAN: completed trials needed before pruning; 5            */
     int64_t n_warmup;     /* MEDIAN: steps before a trial can be pruned; 1                */
+    double percentile;    /* MEDIAN: the bar, a percentile of the peers' losses; 50       */
     int reduction;        /* ASHA: reduction factor eta; 3                                 */
     int64_t min_resource; /* ASHA: steps at the first rung; 1                              */
 } bnk_pruner_config;
@@ -211,10 +212,15 @@ bnk_status bnk_pruner_kind_parse(const char *name, bnk_pruner_kind *kind);
 
 /* Whether `trial` (its curve filled up to `step`) should stop now, judged against the other
  * trials in `history` (which may contain `trial` itself; it is recognised by id). MEDIAN: after
- * n_warmup steps and n_startup completed trials, its best loss so far is worse than the median
- * of the losses that all other trials (complete, pruned, running, failed) reported at the same
- * step — Optuna's MedianPruner takes completed trials only, which biases the median upwards as
- * trials are pruned (docs/tuning.md). ASHA: at rung steps
+ * n_warmup steps and n_startup completed trials, its best loss so far is worse than the
+ * `percentile`-th percentile of the losses that all other trials (complete, pruned, running,
+ * failed) reported at the same step — Optuna's PercentilePruner, of which its MedianPruner is
+ * the case 50, but Optuna takes completed trials only, which biases the bar upwards as trials
+ * are pruned (docs/tuning.md). The percentile interpolates linearly between order statistics
+ * (NumPy's default, as Optuna uses): 50 is the median, the midpoint for an even count. Lower
+ * prunes more (25: keep roughly the best quarter), higher prunes less (75: stop only the worst
+ * quarter); 100 stops only a trial worse than every peer. A percentile outside (0, 100] never
+ * prunes here; bnk_study_open refuses it. ASHA: at rung steps
  * min_resource*eta^k, it is not among the best max(1, floor(m/eta)) of the m trials (itself
  * included) that reported at that rung. A NaN/Inf loss at `step` always prunes. */
 bool bnk_pruner_should_prune(const bnk_pruner_config *cfg, const bnk_trial *history,

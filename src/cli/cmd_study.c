@@ -65,8 +65,9 @@ int bnk__cmd_ask(int argc, char **argv) {
     const char *v = bnk__cli_value(&g, "trials");
     if (v && (rc = bnk__cli_parse_int64("ask", "--trials", v, &budget)) != BNK_CLI_OK) return rc;
     /* configuration options given: create or check the study; none: use the stored one */
-    static const char *const cfg_opts[] = {"sampler", "seed",  "grid-points",  "multivariate",
-                                           "pruner",  "param", "default-space"};
+    static const char *const cfg_opts[] = {"sampler",      "seed",         "grid-points",
+                                           "multivariate", "pruner",       "prune-percentile",
+                                           "param",        "default-space"};
     bool configure = false;
     for (size_t i = 0; i < sizeof cfg_opts / sizeof cfg_opts[0]; i++)
         configure |= bnk__cli_value(&g, cfg_opts[i]) != NULL;

@@ -42,6 +42,8 @@ static const bnk_cli_opt tune_opts[] = {
     {"grid-points", "K", "grid: values per continuous range (5)"},
     {"multivariate", NULL, "tpe: model the parameters jointly"},
     {"pruner", "none|median|asha", "stop unpromising trials early (median)"},
+    {"prune-percentile", "P",
+     "median: stop a trial worse than the P-th percentile of the others, (0, 100] (50)"},
     {"workers", "N", "worker processes sharing the study (1)"},
     {"param", "DEF",
      "a searched option, repeatable: NAME=float|log|int|logint:LO:HI or "
@@ -411,10 +413,11 @@ int bnk__cmd_tune(int argc, char **argv) {
     /* share the cores between workers unless the trials say --threads themselves */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers > 1) job.threads_per_worker = cores > workers ? (int)(cores / workers) : 1;
+    char pruner[32];
+    bnk__tune_pruner_name(&job.cfg.pruner, pruner, sizeof pruner);
     fprintf(job.log, "study %s '%s': %s sampler, %s pruner, budget %lld trials, %lld worker%s\n",
-            job.path, job.cfg.name, bnk_sampler_kind_str(job.cfg.sampler.kind),
-            bnk_pruner_kind_str(job.cfg.pruner.kind), (long long)trials, (long long)workers,
-            workers > 1 ? "s" : "");
+            job.path, job.cfg.name, bnk_sampler_kind_str(job.cfg.sampler.kind), pruner,
+            (long long)trials, (long long)workers, workers > 1 ? "s" : "");
     rc = run_workers(&job, (int)workers);
     if (rc != BNK_CLI_OK) return rc;
     return finish(&job, bnk__cli_value(&group, "json") != NULL);

@@ -34,6 +34,7 @@
 
 #include "bnkit/mpi.h"
 #include "cli/cli.h"
+#include "cli/tune_common.h"
 #include "cli/tune_mpi.h"
 #include "core/internal.h"
 
@@ -464,11 +465,13 @@ int bnk__tune_mpi_run(bnk__tune_job *job, int64_t workers, bool *root) {
 
     bnk_status st;
     if (t.rank == 0) {
+        char pruner[32];
+        bnk__tune_pruner_name(&job->cfg.pruner, pruner, sizeof pruner);
         fprintf(job->log,
                 "study %s '%s': %s sampler, %s pruner, budget %lld trials, %d MPI ranks "
                 "(one trial each)\n",
-                job->path, job->cfg.name, bnk_sampler_kind_str(job->cfg.sampler.kind),
-                bnk_pruner_kind_str(job->cfg.pruner.kind), (long long)job->budget, t.size);
+                job->path, job->cfg.name, bnk_sampler_kind_str(job->cfg.sampler.kind), pruner,
+                (long long)job->budget, t.size);
         fflush(job->log);
         t.remote_active = t.size - 1;
         st = root_loop(&t);

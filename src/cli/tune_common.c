@@ -90,6 +90,15 @@ int bnk__tune_study_config(const char *ctx, int argc, char **argv, const bnk_cli
         return BNK_CLI_USAGE;
     }
     cfg->pruner = bnk_pruner_config_default(pk);
+    if ((v = bnk__cli_value(group, "prune-percentile"))) {
+        double p;
+        if ((rc = bnk__cli_parse_double(ctx, "--prune-percentile", v, &p)) != BNK_CLI_OK) return rc;
+        if (!(p > 0 && p <= 100)) {
+            bnk__cli_error(ctx, "--prune-percentile must be in (0, 100], got %s", v);
+            return BNK_CLI_USAGE;
+        }
+        cfg->pruner.percentile = p;
+    }
 
     /* the search space: the built-in one, then every --param in order */
     const char *defs[MAX_PARAMS + 1];
@@ -349,4 +358,11 @@ void bnk__tune_print_json_summary(FILE *f, const bnk_study_config *cfg, const bn
     json_object_set_new(o, "test_accuracy",
                         isfinite(test_accuracy) ? json_real(test_accuracy) : json_null());
     dump(f, o);
+}
+
+void bnk__tune_pruner_name(const bnk_pruner_config *cfg, char *buf, size_t size) {
+    if (cfg->kind == BNK_PRUNER_MEDIAN && cfg->percentile != 50.0)
+        snprintf(buf, size, "percentile-%g", cfg->percentile);
+    else
+        snprintf(buf, size, "%s", bnk_pruner_kind_str(cfg->kind));
 }

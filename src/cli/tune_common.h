@@ -18,6 +18,8 @@
         {"grid-points", "K", "grid: values per continuous range (5)"},                             \
         {"multivariate", NULL, "tpe: model the parameters jointly"},                               \
         {"pruner", "none|median|asha", "stop unpromising trials early (median)"},                  \
+        {"prune-percentile", "P",                                                                  \
+         "median: stop a trial worse than the P-th percentile of the others, (0, 100] (50)"},      \
         {"param", "DEF",                                                                           \
          "a searched option, repeatable: NAME=float|log|int|logint:LO:HI or "                      \
          "NAME=cat:A,B[@PARENT=V1|V2] (default: the built-in BN space)"},                          \
@@ -42,6 +44,10 @@ int bnk__tune_train_config(const char *ctx, int ntrain, char *const *train_args,
 
 /* The `bnkit train` option of a parameter: "bn.normalize_with" -> "--bn-normalize-with". */
 void bnk__tune_option(const char *param, char *buf, size_t size);
+
+/* The pruner as the start-up line names it: "median", "percentile-75" (a non-default
+ * percentile), "asha" or "none". */
+void bnk__tune_pruner_name(const bnk_pruner_config *cfg, char *buf, size_t size);
 
 /* The best configuration of point x as text: command gets `bnkit train` with the study's fixed
  * options and each active parameter as its option; pytorch and keras the BN layer arguments of

@@ -1,5 +1,5 @@
-/* Pruners: the median rule and asynchronous successive halving (ASHA), on loss curves (lower is
- * better) reported once per step. */
+/* Pruners: the percentile rule (the median by default) and asynchronous successive halving
+ * (ASHA), on loss curves (lower is better) reported once per step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +12,7 @@ bnk_pruner_config bnk_pruner_config_default(bnk_pruner_kind kind) {
         .kind = kind,
         .n_startup = 5,
         .n_warmup = 1,
+        .percentile = 50,
         .reduction = 3,
         .min_resource = 1,
     };
@@ -44,15 +45,30 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median rule: after n_warmup steps and n_startup completed trials, prune when the trial's best
- * loss so far is worse than the median of the other trials' losses at this step. The peers are
- * every trial that reported at this step — complete, pruned, running or failed — not only the
- * completed ones as in Optuna's MedianPruner: with completed trials only, each pruned trial
- * leaves the reference and the bar ratchets up to the survivors' level (docs/tuning.md has the
- * measurement: 80 % of trials pruned, the best configuration lost in some orders). */
-static bool median_prune(const bnk_pruner_config *cfg, const bnk_trial *history, int64_t n,
-                         const bnk_trial *trial, int64_t step, double *scratch) {
+/* The p-th percentile (0 < p <= 100) of sorted[0..k-1], k >= 1: linear interpolation between
+ * the order statistics at rank h = (k-1)*p/100, NumPy's default method (Optuna's
+ * PercentilePruner calls nanpercentile). Written (1-f)*lo + f*hi so that p = 50 gives exactly
+ * the old median: the middle value for odd k (f = 0), and 0.5*lo + 0.5*hi, which rounds as
+ * 0.5*(lo + hi) does, for even k. */
+static double percentile_sorted(const double *sorted, int64_t k, double p) {
+    const double h = (double)(k - 1) * p / 100;
+    int64_t lo = (int64_t)floor(h);
+    if (lo >= k - 1) return sorted[k - 1];
+    const double f = h - (double)lo;
+    return f == 0 ? sorted[lo] : (1 - f) * sorted[lo] + f * sorted[lo + 1];
+}
+
+/* Percentile rule (the median at p = 50): after n_warmup steps and n_startup completed trials,
+ * prune when the trial's best loss so far is worse than the p-th percentile of the other trials'
+ * losses at this step. The peers are every trial that reported at this step — complete, pruned,
+ * running or failed — not only the completed ones as in Optuna's MedianPruner and
+ * PercentilePruner: with completed trials only, each pruned trial leaves the reference and the
+ * bar ratchets up to the survivors' level (docs/tuning.md has the measurement: 80 % of trials
+ * pruned, the best configuration lost in some orders). */
+static bool percentile_prune(const bnk_pruner_config *cfg, const bnk_trial *history, int64_t n,
+                             const bnk_trial *trial, int64_t step, double *scratch) {
     if (step <= cfg->n_warmup) return false;
+    if (!(cfg->percentile > 0 && cfg->percentile <= 100)) return false; /* bnk_study_open refuses */
     int64_t completed = 0, k = 0;
     for (int64_t i = 0; i < n; i++) {
         if (history[i].id == trial->id) continue;
@@ -62,10 +78,10 @@ static bool median_prune(const bnk_pruner_config *cfg, const bnk_trial *history,
     }
     if (completed < cfg->n_startup || k == 0) return false;
     qsort(scratch, (size_t)k, sizeof *scratch, cmp_double);
-    const double median = k % 2 ? scratch[k / 2] : 0.5 * (scratch[k / 2 - 1] + scratch[k / 2]);
+    const double bar = percentile_sorted(scratch, k, cfg->percentile);
     double best = INFINITY;
     for (int64_t s = 1; s <= step; s++) best = fmin(best, loss_at(trial, s));
-    return best > median;
+    return best > bar;
 }
 
 /* ASHA: rungs at min_resource * eta^r. At a rung, the trial goes on only if its loss is within
@@ -98,7 +114,7 @@ bool bnk_pruner_should_prune(const bnk_pruner_config *cfg, const bnk_trial *hist
     double *scratch = malloc((size_t)(nhistory + 1) * sizeof(double));
     if (!scratch) return false; /* out of memory: keep training rather than guess */
     bool prune = cfg->kind == BNK_PRUNER_MEDIAN
-                     ? median_prune(cfg, history, nhistory, trial, step, scratch)
+                     ? percentile_prune(cfg, history, nhistory, trial, step, scratch)
                      : asha_prune(cfg, history, nhistory, trial, step, scratch);
     free(scratch);
     return prune;

@@ -229,10 +229,18 @@ static bnk_status sampler_to_json(const bnk_sampler_config *c, char **out) {
     return *out ? BNK_OK : bnk__fail(BNK_ERR_NOMEM, "study: cannot encode the sampler as JSON");
 }
 
+/* "percentile" is written only when it is not the default 50: a median study's JSON stays what
+ * older bnkit wrote and reads, and older bnkit refuses (an unknown key) a study it would prune
+ * differently. Reading takes a missing "percentile" as 50. */
 static bnk_status pruner_to_json(const bnk_pruner_config *c, char **out) {
     json_t *o = json_pack("{s:s, s:i, s:I, s:i, s:I}", "kind", bnk_pruner_kind_str(c->kind),
                           "n_startup", c->n_startup, "n_warmup", (json_int_t)c->n_warmup,
                           "reduction", c->reduction, "min_resource", (json_int_t)c->min_resource);
+    if (o && c->percentile != 50 &&
+        json_object_set_new(o, "percentile", json_real(c->percentile)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     *out = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(o);
     return *out ? BNK_OK : bnk__fail(BNK_ERR_NOMEM, "study: cannot encode the pruner as JSON");
@@ -275,18 +283,23 @@ static bnk_status pruner_from_json(const char *path, const char *text, bnk_prune
     json_t *o = json_loads(text, 0, &err);
     const char *kind = NULL;
     json_int_t nstart = 0, nwarm = 0, red = 0, minres = 0;
+    double pct = 50; /* absent in files of older bnkit and in median studies at 50 */
     bnk_status st = BNK_OK;
-    if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I}", "kind", &kind,
+    if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:s, s:I, s:I, s:I, s:I, s?F}", "kind", &kind,
                              "n_startup", &nstart, "n_warmup", &nwarm, "reduction", &red,
-                             "min_resource", &minres) != 0) {
+                             "min_resource", &minres, "percentile", &pct) != 0) {
         st = bnk__fail(BNK_ERR_FORMAT, "%s: stored pruner: %s", path, err.text);
     } else if (bnk_pruner_kind_parse(kind, &c->kind) != BNK_OK) {
         st = bnk__fail(BNK_ERR_FORMAT, "%s: stored pruner: unknown kind '%s'", path, kind);
+    } else if (!(pct > 0 && pct <= 100)) {
+        st = bnk__fail(BNK_ERR_FORMAT, "%s: stored pruner: percentile %g not in (0, 100]", path,
+                       pct);
     } else {
         c->n_startup = (int)nstart;
         c->n_warmup = nwarm;
         c->reduction = (int)red;
         c->min_resource = minres;
+        c->percentile = pct;
     }
     json_decref(o);
     return st;
@@ -310,6 +323,9 @@ bnk_status bnk__study_config_check(const bnk_study_config *cfg) {
     if (cfg->pruner.kind < BNK_PRUNER_NONE || cfg->pruner.kind > BNK_PRUNER_ASHA)
         return bnk__fail(BNK_ERR_PARAM, "study '%s': unknown pruner kind %d", cfg->name,
                          (int)cfg->pruner.kind);
+    if (!(cfg->pruner.percentile > 0 && cfg->pruner.percentile <= 100))
+        return bnk__fail(BNK_ERR_PARAM, "study '%s': pruner percentile must be in (0, 100], got %g",
+                         cfg->name, cfg->pruner.percentile);
     if (cfg->space.n < 1 || cfg->space.n > BNK_SPACE_MAX_PARAMS)
         return bnk__fail(BNK_ERR_PARAM,
                          "study '%s': the search space needs 1-%d parameters, "
@@ -377,6 +393,7 @@ static bool config_diff(const bnk_study_config *a, const bnk_study_config *b, ch
     BNK__DIFF(pruner.kind, "%s", BNK__PRUNER)
     BNK__DIFF(pruner.n_startup, "%d", BNK__AS_IS)
     BNK__DIFF(pruner.n_warmup, "%lld", BNK__LL)
+    BNK__DIFF(pruner.percentile, "%.17g", BNK__AS_IS)
     BNK__DIFF(pruner.reduction, "%d", BNK__AS_IS)
     BNK__DIFF(pruner.min_resource, "%lld", BNK__LL)
     if (strcmp(a->train_args, b->train_args) != 0) {
