@@ -392,6 +392,42 @@ static void test_optimisers_by_hand(void **state) {
     assert_int_equal(bnk_optim_create(&o, &oc, 1), BNK_ERR_PARAM);
 }
 
+/* A one-member comm whose workspace records the largest request. */
+typedef struct ws_probe {
+    size_t largest;
+    int calls;
+    double buf[128];
+} ws_probe;
+
+static bnk_status probe_workspace(void *ctx, size_t len, double **out) {
+    ws_probe *p = ctx;
+    p->calls++;
+    if (len > p->largest) p->largest = len;
+    *out = len <= 128 ? p->buf : NULL;
+    return len <= 128 ? BNK_OK : BNK_ERR_NOMEM;
+}
+
+/* Setting a comm asks its workspace once for the widest BN layer (4*C + 1 doubles), so that the
+ * first synchronised step need not allocate; a comm without a workspace, and NULL, are fine. */
+static void test_bn_comm_workspace_reserved(void **state) {
+    (void)state;
+    bnk_model_config mc = bnk_model_config_default();
+    mc.spec = "dense:8,bn,relu,dense:24,bn,dense:3";
+    mc.in_h = mc.in_w = 2;
+    bnk_model *m;
+    assert_int_equal(bnk_model_create(&m, &mc), BNK_OK);
+    ws_probe probe = {0};
+    const bnk_bn_comm with = {.ctx = &probe, .workspace = probe_workspace};
+    bnk_model_set_bn_comm(m, &with);
+    assert_int_equal(probe.calls, 1);
+    assert_int_equal(probe.largest, 4 * 24 + 1);
+    const bnk_bn_comm without = {.ctx = &probe};
+    bnk_model_set_bn_comm(m, &without);
+    bnk_model_set_bn_comm(m, NULL);
+    assert_int_equal(probe.calls, 1);
+    bnk_model_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense_against_loops),
@@ -399,6 +435,7 @@ int main(void) {
         cmocka_unit_test(test_relu_dropout),
         cmocka_unit_test(test_model_gradients),
         cmocka_unit_test(test_layouts),
+        cmocka_unit_test(test_bn_comm_workspace_reserved),
         cmocka_unit_test(test_spec_errors),
         cmocka_unit_test(test_tensors_and_layout),
         cmocka_unit_test(test_optimisers_by_hand),

@@ -132,7 +132,10 @@ void bnk_model_set_bn_step(bnk_model *model, int64_t step);
  * group's shards); NULL (the default) returns to local BN. The model keeps the pointer; comm
  * must outlive its use. Every member of the group must then run the same training forwards and
  * backwards in the same order (bnk_model_forward_shard allows empty shards for that). Inference
- * never communicates. NULL model is harmless. */
+ * never communicates. When comm lends a workspace, the model asks it once here for the widest BN
+ * layer's needs (4*C + 1 doubles, a local call), so that with bnkit/bn_mpi.h's comm even the
+ * first training step allocates nothing; a failure there is left to the first step to report.
+ * NULL model is harmless. */
 void bnk_model_set_bn_comm(bnk_model *model, const bnk_bn_comm *comm);
 
 /* Named tensors, for checkpoints and for loading weights from elsewhere. Parameters are named

@@ -694,7 +694,15 @@ void bnk_model_set_bn_step(bnk_model *m, int64_t step) {
 }
 
 void bnk_model_set_bn_comm(bnk_model *m, const bnk_bn_comm *comm) {
-    if (m) m->bn_comm = comm;
+    if (!m) return;
+    m->bn_comm = comm;
+    if (!comm || !comm->workspace) return;
+    int64_t widest = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].spec.kind == BNK__LAYER_BN && m->layers[i].out_c > widest)
+            widest = m->layers[i].out_c;
+    double *scratch;
+    if (widest) (void)comm->workspace(comm->ctx, 4 * (size_t)widest + 1, &scratch);
 }
 
 int bnk_model_tensor_count(const bnk_model *m) {
