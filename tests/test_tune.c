@@ -226,6 +226,17 @@ static void test_percentile_pruner(void **state) {
         cfg.percentile = bad_p[i];
         assert_false(bnk_pruner_should_prune(&cfg, hist, 5, &t, 2));
     }
+    /* how logs and reports name it */
+    char name[32];
+    bnk_pruner_config d = bnk_pruner_config_default(BNK_PRUNER_MEDIAN);
+    bnk_pruner_describe(&d, name, sizeof name);
+    assert_string_equal(name, "median");
+    d.percentile = 75;
+    bnk_pruner_describe(&d, name, sizeof name);
+    assert_string_equal(name, "percentile-75");
+    d = bnk_pruner_config_default(BNK_PRUNER_ASHA);
+    bnk_pruner_describe(&d, name, sizeof name);
+    assert_string_equal(name, "asha");
 }
 
 static void test_asha_pruner(void **state) {

@@ -210,6 +210,10 @@ bnk_pruner_config bnk_pruner_config_default(bnk_pruner_kind kind);
 const char *bnk_pruner_kind_str(bnk_pruner_kind kind);
 bnk_status bnk_pruner_kind_parse(const char *name, bnk_pruner_kind *kind);
 
+/* The pruner as logs and reports name it: "median", "percentile-75" (the median rule with a
+ * percentile other than 50), "asha" or "none". */
+void bnk_pruner_describe(const bnk_pruner_config *cfg, char *buf, size_t size);
+
 /* Whether `trial` (its curve filled up to `step`) should stop now, judged against the other
  * trials in `history` (which may contain `trial` itself; it is recognised by id). MEDIAN: after
  * n_warmup steps and n_startup completed trials, its best loss so far is worse than the

@@ -414,7 +414,7 @@ int bnk__cmd_tune(int argc, char **argv) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers > 1) job.threads_per_worker = cores > workers ? (int)(cores / workers) : 1;
     char pruner[32];
-    bnk__tune_pruner_name(&job.cfg.pruner, pruner, sizeof pruner);
+    bnk_pruner_describe(&job.cfg.pruner, pruner, sizeof pruner);
     fprintf(job.log, "study %s '%s': %s sampler, %s pruner, budget %lld trials, %lld worker%s\n",
             job.path, job.cfg.name, bnk_sampler_kind_str(job.cfg.sampler.kind), pruner,
             (long long)trials, (long long)workers, workers > 1 ? "s" : "");

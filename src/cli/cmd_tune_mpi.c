@@ -34,7 +34,6 @@
 
 #include "bnkit/mpi.h"
 #include "cli/cli.h"
-#include "cli/tune_common.h"
 #include "cli/tune_mpi.h"
 #include "core/internal.h"
 
@@ -466,7 +465,7 @@ int bnk__tune_mpi_run(bnk__tune_job *job, int64_t workers, bool *root) {
     bnk_status st;
     if (t.rank == 0) {
         char pruner[32];
-        bnk__tune_pruner_name(&job->cfg.pruner, pruner, sizeof pruner);
+        bnk_pruner_describe(&job->cfg.pruner, pruner, sizeof pruner);
         fprintf(job->log,
                 "study %s '%s': %s sampler, %s pruner, budget %lld trials, %d MPI ranks "
                 "(one trial each)\n",

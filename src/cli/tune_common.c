@@ -359,10 +359,3 @@ void bnk__tune_print_json_summary(FILE *f, const bnk_study_config *cfg, const bn
                         isfinite(test_accuracy) ? json_real(test_accuracy) : json_null());
     dump(f, o);
 }
-
-void bnk__tune_pruner_name(const bnk_pruner_config *cfg, char *buf, size_t size) {
-    if (cfg->kind == BNK_PRUNER_MEDIAN && cfg->percentile != 50.0)
-        snprintf(buf, size, "percentile-%g", cfg->percentile);
-    else
-        snprintf(buf, size, "%s", bnk_pruner_kind_str(cfg->kind));
-}

@@ -45,10 +45,6 @@ int bnk__tune_train_config(const char *ctx, int ntrain, char *const *train_args,
 /* The `bnkit train` option of a parameter: "bn.normalize_with" -> "--bn-normalize-with". */
 void bnk__tune_option(const char *param, char *buf, size_t size);
 
-/* The pruner as the start-up line names it: "median", "percentile-75" (a non-default
- * percentile), "asha" or "none". */
-void bnk__tune_pruner_name(const bnk_pruner_config *cfg, char *buf, size_t size);
-
 /* The best configuration of point x as text: command gets `bnkit train` with the study's fixed
  * options and each active parameter as its option; pytorch and keras the BN layer arguments of
  * each framework (momentum converted to its convention), as `bnkit tune` prints them. Returns

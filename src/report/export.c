@@ -243,6 +243,8 @@ bnk_status bnk_report_write_json(const char *path, const bnk_study_config *cfg,
     json_object_set_new(root, "maximize", json_boolean(cfg->maximize));
     json_object_set_new(root, "sampler", json_string(bnk_sampler_kind_str(cfg->sampler.kind)));
     json_object_set_new(root, "pruner", json_string(bnk_pruner_kind_str(cfg->pruner.kind)));
+    if (cfg->pruner.kind == BNK_PRUNER_MEDIAN)
+        json_object_set_new(root, "pruner_percentile", json_real(cfg->pruner.percentile));
     json_object_set_new(root, "train_args", text_json(cfg->train_args));
     json_object_set_new(root, "space", space_json(&cfg->space));
     for (int64_t k = 0; k < n; k++) json_array_append_new(arr, trial_json(cfg, &trials[k]));

@@ -466,9 +466,10 @@ static void header(bnk__buf *b, const bnk__report *r, const bnk_report_options *
     }
     bnk__buf_printf(b, "%s ", cfg->maximize ? "maximising" : "minimising");
     esc(b, cfg->objective);
+    char pruner[32];
+    bnk_pruner_describe(&cfg->pruner, pruner, sizeof pruner);
     bnk__buf_printf(b, " · sampler %s · pruner %s · %d parameters",
-                    bnk_sampler_kind_str(cfg->sampler.kind), bnk_pruner_kind_str(cfg->pruner.kind),
-                    cfg->space.n);
+                    bnk_sampler_kind_str(cfg->sampler.kind), pruner, cfg->space.n);
     bnk__buf_puts(b, "</p></header>\n");
 
     double t0 = INFINITY, t1 = 0;

@@ -1,6 +1,7 @@
 /* Pruners: the percentile rule (the median by default) and asynchronous successive halving
  * (ASHA), on loss curves (lower is better) reported once per step. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,13 @@ bnk_status bnk_pruner_kind_parse(const char *name, bnk_pruner_kind *kind) {
         }
     return bnk__fail(BNK_ERR_PARAM, "unknown pruner '%s' (none, median, asha)",
                      name ? name : "(null)");
+}
+
+void bnk_pruner_describe(const bnk_pruner_config *cfg, char *buf, size_t size) {
+    if (cfg->kind == BNK_PRUNER_MEDIAN && cfg->percentile != 50.0)
+        snprintf(buf, size, "percentile-%g", cfg->percentile);
+    else
+        snprintf(buf, size, "%s", bnk_pruner_kind_str(cfg->kind));
 }
 
 /* The loss a trial reported at `step`, NaN when it has none there. */
