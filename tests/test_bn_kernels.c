@@ -262,32 +262,13 @@ static void test_blocked_match_reference(void **state) {
     }
 }
 
-/* The same tensor in NCHW (src, [N][C][HW]) and in a blocked layout (dst), enumerated here in the
- * blocked layout's memory order: images, their channel blocks, pixels, channels of the block. */
-static void nchw_to_blocked(float *dst, const float *src, const bnk_bn_shape *s, size_t B) {
-    const size_t N = (size_t)s->n, C = (size_t)s->c, HW = (size_t)(s->h * s->w);
-    size_t i = 0;
-    for (size_t n = 0; n < N; n++)
-        for (size_t cb = 0; cb < C; cb += B)
-            for (size_t p = 0; p < HW; p++)
-                for (size_t b = 0; b < B; b++) dst[i++] = src[(n * C + cb + b) * HW + p];
-}
-
-static void blocked_to_nchw(float *dst, const float *src, const bnk_bn_shape *s, size_t B) {
-    const size_t N = (size_t)s->n, C = (size_t)s->c, HW = (size_t)(s->h * s->w);
-    size_t i = 0;
-    for (size_t n = 0; n < N; n++)
-        for (size_t cb = 0; cb < C; cb += B)
-            for (size_t p = 0; p < HW; p++)
-                for (size_t b = 0; b < B; b++) dst[(n * C + cb + b) * HW + p] = src[i++];
-}
-
 /* Every kernel (the reference too) in a blocked layout against the same kernel in NCHW: x and dy
  * permuted into the blocked layout, y, dx and inference y permuted back; both runs use the
  * NCHW run's ReLU mask. Only the order of the sums differs, so compare's tolerances apply. */
 static void check_blocked_vs_nchw(bnk_layout layout, int64_t n, int64_t c, int64_t h, int64_t w,
                                   const bnk_case *cases, size_t ncases) {
-    const size_t B = layout == BNK_LAYOUT_NCHW16C ? 16 : 8;
+    const int B = layout == BNK_LAYOUT_NCHW16C ? 16 : 8;
+    const int64_t hw = h * w;
     static inputs in, bin; /* static: ~15 KiB each */
     inputs_init(&in, BNK_LAYOUT_NCHW, n, c, h, w);
     bin = in;
@@ -297,8 +278,8 @@ static void check_blocked_vs_nchw(bnk_layout layout, int64_t n, int64_t c, int64
     bin.dy = malloc(in.numel * sizeof(float));
     float *mask = malloc(in.numel * sizeof(float));
     assert_true(bin.x && bin.dy && mask);
-    nchw_to_blocked(bin.x, in.x, &in.shape, B);
-    nchw_to_blocked(bin.dy, in.dy, &in.shape, B);
+    bnk_test_relayout(n, c, hw, B, bin.x, 0, in.x);
+    bnk_test_relayout(n, c, hw, B, bin.dy, 0, in.dy);
     static outputs ref, got, back; /* static: ~50 KiB each */
     outputs_alloc(&ref, in.numel);
     outputs_alloc(&got, in.numel);
@@ -307,13 +288,13 @@ static void check_blocked_vs_nchw(bnk_layout layout, int64_t n, int64_t c, int64
         for (int k = 0; k < bnk_bn_kernel_count(); k++) {
             const char *name = bnk_bn_kernel_at(k);
             char label[64];
-            snprintf(label, sizeof label, "%s in nchw%zuc (permuted to NCHW)", name, B);
+            snprintf(label, sizeof label, "%s in nchw%dc (permuted to NCHW)", name, B);
             run(name, &cases[t], &in, NULL, &ref);
-            nchw_to_blocked(mask, ref.y, &in.shape, B);
+            bnk_test_relayout(n, c, hw, B, mask, 0, ref.y);
             run(name, &cases[t], &bin, mask, &got);
-            blocked_to_nchw(back.y, got.y, &in.shape, B);
-            blocked_to_nchw(back.dx, got.dx, &in.shape, B);
-            blocked_to_nchw(back.yi, got.yi, &in.shape, B);
+            bnk_test_relayout(n, c, hw, 0, back.y, B, got.y);
+            bnk_test_relayout(n, c, hw, 0, back.dx, B, got.dx);
+            bnk_test_relayout(n, c, hw, 0, back.yi, B, got.yi);
             memcpy(back.rm, got.rm, sizeof got.rm);
             memcpy(back.rv, got.rv, sizeof got.rv);
             memcpy(back.dg, got.dg, sizeof got.dg);

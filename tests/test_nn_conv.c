@@ -632,22 +632,6 @@ static void test_pool_errors(void **state) {
 
 /* ---- Blocked layouts ------------------------------------------------------------------------ */
 
-/* Element (i, c, p) of an [n, C, hw] tensor in the layout of block b (0: NCHW), from the layout's
- * definition (nn_internal.h), independently of src/nn's conversions. */
-static size_t at(int64_t C, int64_t hw, int b, int64_t i, int64_t c, int64_t p) {
-    if (!b) return (size_t)((i * C + c) * hw + p);
-    return (size_t)(((i * (C / b) + c / b) * hw + p) * b + c % b);
-}
-
-/* dst in layout db = src in layout sb. */
-static void relayout(int64_t n, int64_t C, int64_t hw, int db, float *dst, int sb,
-                     const float *src) {
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t p = 0; p < hw; p++)
-                dst[at(C, hw, db, i, c, p)] = src[at(C, hw, sb, i, c, p)];
-}
-
 static void expect_same(const char *what, const float *got, const float *want, size_t count) {
     for (size_t i = 0; i < count; i++)
         if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
@@ -662,7 +646,7 @@ static void test_block_conversions(void **state) {
     float *x = falloc(count), *want = falloc(count), *got = falloc(count), *back = falloc(count);
     for (size_t i = 0; i < count; i++) x[i] = (float)i;
     for (int b = 8; b <= 16; b += 8) {
-        relayout(n, C, hw, b, want, 0, x);
+        bnk_test_relayout(n, C, hw, b, want, 0, x);
         bnk__block(n, C, hw, b, got, x);
         expect_same("block", got, want, count);
         bnk__unblock(n, C, hw, b, back, got);
@@ -705,8 +689,8 @@ static void test_conv_blocked(void **state) {
             memset(dw0, 0, nw * sizeof(float)), memset(dw1, 0, nw * sizeof(float));
             memset(db0, 0, (size_t)plain.out_c * sizeof(float));
             memset(db1, 0, (size_t)plain.out_c * sizeof(float));
-            relayout(n, plain.in_c, xhw, blk.in_block, xb, 0, x);
-            relayout(n, plain.out_c, yhw, blk.out_block, dyb, 0, dy);
+            bnk_test_relayout(n, plain.in_c, xhw, blk.in_block, xb, 0, x);
+            bnk_test_relayout(n, plain.out_c, yhw, blk.out_block, dyb, 0, dy);
             bnk__conv *c0, *c1;
             assert_int_equal(bnk__conv_create(&c0, &plain), BNK_OK);
             assert_int_equal(bnk__conv_create(&c1, &blk), BNK_OK);
@@ -716,10 +700,10 @@ static void test_conv_blocked(void **state) {
             assert_int_equal(bnk__conv_backward(c1, n, dx1, dw1, db1, dyb, xb, w), BNK_OK);
             char what[120];
             snprintf(what, sizeof what, "[%s] case %zu y", FORMATS[f], c);
-            relayout(n, plain.out_c, yhw, 0, t, blk.out_block, y1);
+            bnk_test_relayout(n, plain.out_c, yhw, 0, t, blk.out_block, y1);
             expect_same(what, t, y0, ny);
             snprintf(what, sizeof what, "[%s] case %zu dx", FORMATS[f], c);
-            relayout(n, plain.in_c, xhw, 0, t, blk.in_block, dx1);
+            bnk_test_relayout(n, plain.in_c, xhw, 0, t, blk.in_block, dx1);
             expect_same(what, t, dx0, nx);
             snprintf(what, sizeof what, "[%s] case %zu dw", FORMATS[f], c);
             expect_same(what, dw1, dw0, nw);
@@ -761,8 +745,8 @@ static void test_pool_blocked(void **state) {
         float *t = falloc(nx);
         fill_distinct(x, nx, &rng);
         fill_normal(dy, ny, &rng);
-        relayout(n, plain.c, xhw, b, xb, 0, x);
-        relayout(n, plain.c, yhw, b, dyb, 0, dy);
+        bnk_test_relayout(n, plain.c, xhw, b, xb, 0, x);
+        bnk_test_relayout(n, plain.c, yhw, b, dyb, 0, dy);
         bnk__pool *p0, *p1;
         assert_int_equal(bnk__pool_create(&p0, &plain), BNK_OK);
         assert_int_equal(bnk__pool_create(&p1, &blk), BNK_OK);
@@ -770,9 +754,9 @@ static void test_pool_blocked(void **state) {
         assert_int_equal(bnk__pool_forward(p1, n, y1, xb, true), BNK_OK);
         assert_int_equal(bnk__pool_backward(p0, n, dx0, dy), BNK_OK);
         assert_int_equal(bnk__pool_backward(p1, n, dx1, dyb), BNK_OK);
-        relayout(n, plain.c, yhw, 0, t, b, y1);
+        bnk_test_relayout(n, plain.c, yhw, 0, t, b, y1);
         expect_same("blocked pool y", t, y0, ny);
-        relayout(n, plain.c, xhw, 0, t, b, dx1);
+        bnk_test_relayout(n, plain.c, xhw, 0, t, b, dx1);
         expect_same("blocked pool dx", t, dx0, nx);
         bnk__pool_destroy(p0), bnk__pool_destroy(p1);
         free(x), free(xb), free(dy), free(dyb), free(y0), free(y1), free(dx0), free(dx1), free(t);

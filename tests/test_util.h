@@ -110,4 +110,23 @@ static inline void bnk_test_remove_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* Offset of element (i, c, p) of an [n, C, hw] tensor in the layout of block b: 0 is NCHW, 8 and
+ * 16 are oneDNN's nChw8c / nChw16c (x[((i*(C/b) + c/b)*hw + p)*b + c%b]), written from the
+ * layouts' definition, independently of the library's code. */
+static inline size_t bnk_test_layout_at(int64_t C, int64_t hw, int b, int64_t i, int64_t c,
+                                        int64_t p) {
+    if (!b) return (size_t)((i * C + c) * hw + p);
+    return (size_t)(((i * (C / b) + c / b) * hw + p) * b + c % b);
+}
+
+/* dst in the layout of block db = src in the layout of block sb ([n, C, hw] each). */
+static inline void bnk_test_relayout(int64_t n, int64_t C, int64_t hw, int db, float *dst, int sb,
+                                     const float *src) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < hw; p++)
+                dst[bnk_test_layout_at(C, hw, db, i, c, p)] =
+                    src[bnk_test_layout_at(C, hw, sb, i, c, p)];
+}
+
 #endif /* BNKIT_TEST_UTIL_H */
